@@ -1,0 +1,29 @@
+# Two commands do everything (see README):
+#   make book   execute the chapters in the offline `tiny` profile and build the HTML book
+#   make test   the whole test suite: unit/property tests, sync checks, nbval, book build
+PYTHON ?= python
+export BIGRAMLAB_PROFILE ?= tiny
+
+.PHONY: install book notebooks exercises test bench clean
+
+install:
+	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install torch==2.13.0
+	$(PYTHON) -m pip install -q -r requirements.txt
+
+notebooks: install
+	$(PYTHON) tools/run_notebooks.py chapters solutions
+
+exercises: install
+	$(PYTHON) tools/make_exercises.py
+
+book: notebooks exercises
+	jupyter-book build . -W --keep-going
+
+test: install
+	TQDM_DISABLE=1 $(PYTHON) -m pytest
+
+bench: install
+	$(PYTHON) benchmarks/bench_bigrams.py
+
+clean:
+	rm -rf _build

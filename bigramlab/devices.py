@@ -1,0 +1,30 @@
+"""Which device tensors live on: CUDA when present, else Apple's MPS, else CPU."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else MPS, else CPU. ``$BIGRAMLAB_DEVICE`` overrides."""
+    forced = os.environ.get("BIGRAMLAB_DEVICE")
+    if forced:
+        return torch.device(forced)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def describe_device(device: torch.device | None = None) -> str:
+    """A one-line description, e.g. 'cuda (Tesla T4, 15.0 GiB)' or 'cpu (2 threads)'."""
+    device = device or default_device()
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return f"cuda ({props.name}, {props.total_memory / 2**30:.1f} GiB)"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return device.type

@@ -1,0 +1,206 @@
+"""Profiles: one named bundle of every choice an experiment depends on.
+
+A profile names the model and its checkpoints, the corpus, the sizes of the
+train and eval sets, the lambdas and step budgets of mask training. The real
+profiles load Pythia / GPT-2 from the Hugging Face Hub; the ``tiny`` profiles
+build a small world offline (see ``bigramlab.tinyworld``) so that the same
+code path runs in CI and on a laptop without network.
+
+Selection (``get_profile(None)``): ``$BIGRAMLAB_PROFILE``, else ``pythia-70m``
+when a GPU and the network are both there, else ``tiny``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+# Pythia's public revisions used in the paper (METHOD.md section 3).
+PYTHIA_CHECKPOINTS = (
+    "step0", "step128", "step256", "step512", "step1000", "step2000", "step3000",
+    "step4000", "step6000", "step10000", "step16000", "step25000", "step40000",
+    "step63000", "step100000", "step143000",
+)
+
+
+class UnknownProfileError(ValueError):
+    """Raised for a profile name that does not exist; lists the valid names."""
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Where text comes from.
+
+    ``path == "grammar"`` is the offline tiny world's generated English.
+    Anything else is a Hugging Face dataset streamed with ``datasets``:
+    ``load_dataset(path, name, split=split, data_files=data_files, streaming=True)``
+    and its ``text_field`` column is tokenized with the model's own tokenizer.
+    """
+
+    path: str
+    name: str | None = None
+    split: str = "train"
+    text_field: str = "text"
+    data_files: str | None = None
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class TinyWorld:
+    """How the offline world is made: corpus size, tokenizer, LM and its training."""
+
+    seed: int = 0
+    n_words: int = 4_000_000
+    vocab_size: int = 2048
+    n_layer: int = 4
+    d_model: int = 64
+    n_head: int = 4
+    d_mlp: int = 256
+    train_steps: int = 2000
+    batch_size: int = 16
+    lr: float = 3e-3
+    warmup_steps: int = 100
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A model's size, from its public config (METHOD.md section 7)."""
+
+    n_layer: int
+    d_model: int
+    n_head: int
+    d_mlp: int
+    vocab_size: int  # embedding rows (Pythia pads its 50,277-token vocabulary)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything an experiment depends on. Frozen: use ``.replace(**changes)``."""
+
+    name: str
+    arch: str                     # "gpt_neox" or "gpt2"
+    model_id: str | None          # hub id; None for the tiny world (built locally)
+    checkpoints: tuple[str, ...]  # revision names, oldest first; the last is final
+    corpus: Corpus
+    seq_len: int = 128
+    n_train_seqs: int = 500_000   # paper: 500k sequences of 128 tokens for mask training
+    n_eval_seqs: int = 10_000     # paper: 10k held-out sequences
+    lambdas: tuple[float, ...] = (0.0, 1.0, 10.0, 100.0, 500.0)
+    default_lambda: float = 10.0
+    mask_lr: float = 5e-5
+    temp_growth: float = 1.001
+    max_steps: int = 15_000
+    batch_size: int = 32
+    world: TinyWorld | None = None  # only for the tiny profiles
+    shape: Shape | None = None      # only for the real profiles (tiny: see world)
+    notes: str = ""
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.world is not None
+
+    @property
+    def final_checkpoint(self) -> str:
+        return self.checkpoints[-1]
+
+    def replace(self, **changes) -> "Profile":
+        """A copy with some fields changed (e.g. a smaller budget for a test)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def key(self, *fields: str) -> str:
+        """A short hash of the named fields (all when none): the cache key."""
+        from .cache import key_of
+
+        d = self.to_dict()
+        return key_of({f: d[f] for f in fields} if fields else d)
+
+
+def tiny_checkpoints(train_steps: int) -> tuple[str, ...]:
+    """Pythia-style log-spaced revision names for a run of ``train_steps`` steps:
+    step0, step1, step2, step4, ... (powers of two below the end), then the final step."""
+    steps = [0] + [2**i for i in range(train_steps.bit_length()) if 2**i < train_steps]
+    return tuple(f"step{s}" for s in steps + [train_steps])
+
+
+# Why these corpora: the paper counts bigrams on OSCAR (English web text). For
+# Pythia we stream the Pile (uncopyrighted subset), the data Pythia was trained
+# on, so the bigram targets match the model's own training distribution. For
+# GPT-2 we stream FineWeb's 10B-token sample, English web text close to both
+# OSCAR and GPT-2's WebText. Both are parquet/jsonl repos that stream without
+# loading scripts.
+PILE = Corpus("monology/pile-uncopyrighted", why="the Pile is what Pythia was trained on")
+FINEWEB = Corpus("HuggingFaceFW/fineweb", name="sample-10BT",
+                 why="English web text, close to OSCAR (the paper) and WebText (GPT-2)")
+GRAMMAR = Corpus("grammar", why="generated offline by bigramlab.grammar")
+
+
+def _pythia(size: str, shape: Shape, default_lambda: float = 10.0, notes: str = "") -> Profile:
+    return Profile(name=f"pythia-{size}", arch="gpt_neox", model_id=f"EleutherAI/pythia-{size}",
+                   checkpoints=PYTHIA_CHECKPOINTS, corpus=PILE, default_lambda=default_lambda,
+                   shape=shape, notes=notes)
+
+
+def _gpt2(size: str, shape: Shape, default_lambda: float = 10.0) -> Profile:
+    hub = "openai-community/gpt2" + (f"-{size}" if size != "small" else "")
+    name = "gpt2" + (f"-{size}" if size != "small" else "")
+    return Profile(name=name, arch="gpt2", model_id=hub, checkpoints=("main",),
+                   corpus=FINEWEB, default_lambda=default_lambda, shape=shape)
+
+
+def _tiny(name: str, arch: str) -> Profile:
+    world = TinyWorld()
+    return Profile(
+        name=name, arch=arch, model_id=None, checkpoints=tiny_checkpoints(world.train_steps),
+        corpus=GRAMMAR, n_train_seqs=0, n_eval_seqs=256,  # n_train_seqs 0: all that is left
+        lambdas=(0.0, 0.1, 1.0, 10.0, 100.0), default_lambda=1.0,
+        mask_lr=1e-2, temp_growth=1.01, max_steps=1500, batch_size=16, world=world,
+        notes="offline world: generated corpus, BPE tokenizer and LM trained on this machine",
+    )
+
+
+PROFILES: dict[str, Profile] = {p.name: p for p in [
+    _tiny("tiny", "gpt_neox"),
+    _tiny("tiny-gpt2", "gpt2"),
+    _pythia("14m", Shape(6, 128, 4, 512, 50304), notes="known to train unstable masks (paper)"),
+    _pythia("70m", Shape(6, 512, 8, 2048, 50304)),
+    _pythia("160m", Shape(12, 768, 12, 3072, 50304)),
+    _pythia("410m", Shape(24, 1024, 16, 4096, 50304)),
+    _pythia("1b", Shape(16, 2048, 8, 8192, 50304), default_lambda=100.0),
+    _gpt2("small", Shape(12, 768, 12, 3072, 50257)),
+    _gpt2("medium", Shape(24, 1024, 16, 4096, 50257)),
+    _gpt2("large", Shape(36, 1280, 20, 5120, 50257), default_lambda=100.0),
+]}
+
+
+def get_profile(name: str | Profile | None = None) -> Profile:
+    """The profile called ``name``; with no name, ``$BIGRAMLAB_PROFILE``, else
+    ``pythia-70m`` when a GPU and the network are both there, else ``tiny``."""
+    if isinstance(name, Profile):
+        return name
+    if name is None:
+        name = os.environ.get("BIGRAMLAB_PROFILE") or _auto_profile_name()
+    if name not in PROFILES:
+        raise UnknownProfileError(
+            f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}. "
+            "Pass one of them, or set BIGRAMLAB_PROFILE.")
+    return PROFILES[name]
+
+
+def _auto_profile_name() -> str:
+    from .devices import default_device
+    from .hub import hub_reachable
+
+    if default_device().type == "cuda" and hub_reachable():
+        return "pythia-70m"
+    return "tiny"
+
+
+def profile_table() -> list[dict]:
+    """One row per profile (for the setup chapter's table)."""
+    return [dict(profile=p.name, model=p.model_id or "built locally", arch=p.arch,
+                 checkpoints=len(p.checkpoints), corpus=p.corpus.path,
+                 default_lambda=p.default_lambda) for p in PROFILES.values()]

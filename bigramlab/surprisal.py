@@ -1,0 +1,39 @@
+"""Per-token surprisal of a language model, in bits.
+
+Surprisal of token t_{i+1} is -log2 p(t_{i+1} | t_0..t_i). The cross-entropy
+of a model on a text is its mean surprisal, reported in nats (x ln 2) where
+the paper and PyTorch do.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .progress import progress_bar
+
+LN2 = math.log(2.0)
+
+
+@torch.no_grad()
+def lm_surprisal(model, input_ids: torch.Tensor, batch_size: int = 32,
+                 progress: bool = False) -> torch.Tensor:
+    """(n, seq-1) surprisal in bits of every next token under ``model``, computed in
+    batches on the model's device; returned on the CPU as float32."""
+    device = next(model.parameters()).device
+    out = []
+    for i in progress_bar(range(0, len(input_ids), batch_size), enabled=progress,
+                          desc="surprisal"):
+        x = input_ids[i:i + batch_size].to(device)
+        logits = model(input_ids=x).logits[:, :-1].float()
+        nll = F.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")
+        out.append((nll / LN2).cpu())
+    return torch.cat(out)
+
+
+def cross_entropy_nats(surprisal_bits: torch.Tensor) -> float:
+    """Mean cross-entropy in nats/token from surprisals in bits, over finite entries."""
+    finite = surprisal_bits[torch.isfinite(surprisal_bits)]
+    return float(finite.double().mean() * LN2)
