@@ -419,8 +419,8 @@ def main():
 
     print(f"## Counting {corpus.numel():,} Zipf tokens (sequences of {SEQ}, "
           f"batches of {BATCH_SEQS} sequences)\n")
-    print("| V | method | seconds | M tokens/s | slower than ours (cpu) "
-          "| target | |")
+    print(f"| V | method | seconds | M tokens/s | slower than ours "
+          f"({devices[0].type}) | target | |")
     print("|---|---|---|---|---|---|---|")
     for r in count_rows:
         print("| " + " | ".join(r) + " |")
@@ -434,6 +434,9 @@ def main():
     print()
     for n in notes:
         print(f"- {n}")
+    if args.quick:
+        print("- --quick smoke run: sizes are too small for the targets to "
+              "mean anything; they are stated for the full run.")
     print("- extra peak MiB = peak during one forward+backward minus memory "
           "before it minus the logits' gradient (logits and model excluded); "
           "the dense reference's precomputed float64 rows are part of its "

@@ -19,10 +19,14 @@ This is section 1 of the method (Chang & Bergen 2025, "Bigram Subnetworks"):
 
 Storage.  The table has ``(V + 1) * V`` cells: 2.5 billion at V = 50,277, of
 which a corpus fills only a few million, so large vocabularies are counted
-and stored *sparsely* as sorted int64 keys ``a * V + b`` with their counts.
-Small vocabularies (``(V + 1) * V <= dense_max_entries``, 2**24 cells =
-128 MiB of int64 by default, i.e. V <= 4095) use a dense table, which is
-faster to count into and to read.  Both give identical answers.
+(by sorting) and stored *sparsely* as sorted int64 keys ``a * V + b`` with
+their counts, plus per non-zero its column and float32 probability (28 bytes
+per distinct pair); the few rows holding at least V/8 non-zeros (frequent
+contexts) are also kept as dense float32 rows.  Small vocabularies
+(``(V + 1) * V <= dense_max_entries``, 2**24 cells by default, i.e.
+V <= 4095) use a dense table of int64 counts and float32 probabilities
+(12 bytes per cell, 192 MiB at most), which is faster to count into (one
+bincount) and to read.  Both give identical answers.
 
 Internally the unigram backoff distribution is stored as one extra row,
 ``V + 1``, after the start row, and every context is mapped to the row that
@@ -50,9 +54,12 @@ __all__ = ["BigramModel", "BigramFileError", "DENSE_MAX_ENTRIES"]
 DENSE_MAX_ENTRIES = 2**24
 #: Pairs buffered while counting before they are folded into the counts.
 FLUSH_PAIRS = 2**23
-#: Elements of logits (positions x vocabulary) handled per chunk by
-#: cross_entropy; bounds its temporary memory (16 MiB of float32).
-CHUNK_ELEMENTS = 2**22
+#: Logits (positions x vocabulary) that cross_entropy handles per chunk; its
+#: temporaries are 2-3 float32 blocks of this size.  CPU: 16 MiB, and at most
+#: 1/16 of the logits (smaller blocks cost nothing there).  Accelerators:
+#: 128 MiB, because each chunk costs ~25 kernel launches (~0.3 ms on an
+#: H200: 2**22-element chunks made a 32 x 128 x 50,277 batch 5x slower).
+CHUNK_ELEMENTS = {"cpu": 2**22, "other": 2**25}
 
 _FORMAT = "bigramlab.BigramModel"
 _FORMAT_VERSION = "1"
@@ -149,8 +156,8 @@ class BigramModel:
                                                  new_keys, new_counts)
 
         if progress:
-            from tqdm.auto import tqdm
-            batches = tqdm(batches, desc="counting bigrams", unit="batch")
+            from .progress import progress_bar
+            batches = progress_bar(batches, desc="counting bigrams", unit="batch")
         for batch in batches:
             batch = torch.as_tensor(batch)
             if batch.dim() == 1:
@@ -167,7 +174,7 @@ class BigramModel:
             if batch.numel() == 0:
                 continue
             batch = batch.to(device=device, dtype=torch.int64)
-            lo, hi = batch.min().item(), batch.max().item()
+            lo, hi = torch.stack([batch.min(), batch.max()]).tolist()
             if lo < 0 or hi >= V:
                 raise ValueError(f"token ids must be in [0, {V}), "
                                  f"got values in [{lo}, {hi}]")
@@ -202,6 +209,7 @@ class BigramModel:
             self._dense_slot = torch.arange(V + 2, device=t.device)
             self._dense_probs = t.float() / \
                 self._row_total.clamp(min=1).float().unsqueeze(1)
+            self._light_len = None
         else:
             keys, counts = self._keys, self._counts
             self.nnz = keys.numel()
@@ -236,15 +244,18 @@ class BigramModel:
             # 25 rows hold 92% of a 32 x 128 batch's non-zeros).  At most
             # nnz / (V * dense_row_share) rows qualify, so the cache costs at
             # most 4 / dense_row_share bytes per stored pair.
+            # Uncached rows point at an all-zero last row of the cache, so
+            # that building a block of rows needs no data-dependent branch.
             length = self._row_ptr[1:] - self._row_ptr[:-1]
-            full = (length >= self.dense_row_share * V).nonzero().squeeze(1)
-            self._dense_slot = torch.full((V + 2,), -1, dtype=torch.int64,
+            full = (length > 0) & (length >= self.dense_row_share * V)
+            slots = full.nonzero().squeeze(1)
+            n_full = slots.numel()
+            self._dense_slot = torch.full((V + 2,), n_full, dtype=torch.int64,
                                           device=keys.device)
-            self._dense_slot[full] = torch.arange(full.numel(),
-                                                  device=keys.device)
-            self._dense_probs = self._scatter_rows(
-                full, torch.arange(full.numel(), device=keys.device),
-                torch.zeros(full.numel(), V, device=keys.device))
+            self._dense_slot[slots] = torch.arange(n_full, device=keys.device)
+            self._light_len = torch.where(full, 0, length)  # to scatter
+            self._dense_probs = torch.zeros(n_full + 1, V, device=keys.device)
+            self._scatter_rows(self._dense_probs, slots, length[slots])
         # Which row answers for each context 0..V (itself, or the backoff row).
         ctx = torch.arange(V + 1, device=self.device)
         self._row_of = torch.where(self._row_total[: V + 1] > 0, ctx, V + 1)
@@ -275,72 +286,64 @@ class BigramModel:
         for name, value in list(vars(self).items()):
             if isinstance(value, torch.Tensor):
                 setattr(self, name, value.to(device))
+        if self._table is None:  # keep the real pairs a view, not a copy
+            self._keys = self._keys_all[: self.nnz]
+            self._counts = self._counts_all[: self.nnz]
         return self
 
     # ----------------------------------------------------------- row access
-    def _rows(self, contexts: torch.Tensor) -> torch.Tensor:
+    def _ids(self, ids, high: int) -> torch.Tensor:
+        """``ids`` as an int64 tensor on the model's device, checked < high."""
+        ids = torch.as_tensor(ids, device=self.device)
+        if ids.dtype.is_floating_point or ids.dtype == torch.bool or \
+                ids.is_complex():
+            raise ValueError(f"token ids must be integers, got {ids.dtype}")
+        ids = ids.long()
+        if ids.numel():
+            lo, hi = torch.stack([ids.min(), ids.max()]).tolist()  # one sync
+            if lo < 0 or hi >= high:
+                raise ValueError(f"ids must be in [0, {high}), got values in "
+                                 f"[{lo}, {hi}]")
+        return ids
+
+    def _rows(self, contexts) -> torch.Tensor:
         """Row index answering for each context id (0..V), backoff applied."""
-        contexts = torch.as_tensor(contexts, device=self.device)
-        if contexts.dtype.is_floating_point or contexts.dtype == torch.bool:
-            raise ValueError("token ids must be integers")
-        contexts = contexts.long()
-        if contexts.numel() and (contexts.min() < 0
-                                 or contexts.max() > self.vocab_size):
-            raise ValueError(f"context ids must be in [0, {self.vocab_size}]")
-        return self._row_of[contexts]
+        return self._row_of[self._ids(contexts, self.vocab_size + 1)]
 
-    def _check_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        tokens = torch.as_tensor(tokens, device=self.device)
-        if tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
-            raise ValueError("token ids must be integers")
-        tokens = tokens.long()
-        if tokens.numel() and (tokens.min() < 0
-                               or tokens.max() >= self.vocab_size):
-            raise ValueError(f"token ids must be in [0, {self.vocab_size})")
-        return tokens
-
-    def _row_probs(self, rows: torch.Tensor) -> torch.Tensor:
+    def _row_probs(self, rows: torch.Tensor, n_scattered: int | None = None
+                   ) -> torch.Tensor:
         """Dense float32 probability rows P(. | row), shape (len(rows), V).
 
-        Rows cached dense are copied; the others are scattered from their
-        non-zeros (each has fewer than V * dense_row_share of them).
+        Cached rows are copied (an uncached row copies the all-zero row);
+        sparse rows that are not cached are then scattered from their
+        non-zeros.  ``n_scattered``, their total number of non-zeros, can be
+        passed to save a device sync.
         """
-        slot = self._dense_slot[rows]
-        cached = slot >= 0
-        if bool(cached.all()):
-            return self._dense_probs[slot]
-        out = torch.zeros(rows.numel(), self.vocab_size, device=self.device)
-        hit = cached.nonzero().squeeze(1)
-        out[hit] = self._dense_probs[slot[hit]]
-        self._scatter_rows(rows, (~cached).nonzero().squeeze(1), out)
+        out = self._dense_probs[self._dense_slot[rows]]
+        if self._table is None:
+            self._scatter_rows(out, rows, self._light_len[rows], n_scattered)
         return out
 
-    def _scatter_rows(self, rows: torch.Tensor, which: torch.Tensor,
-                      out: torch.Tensor) -> torch.Tensor:
-        """Write P(. | rows[i]) into out[i] for i in ``which``, from the
-        sparse non-zeros (out[i] must be zero beforehand)."""
-        seg, cols, probs = self._gather_rows(rows[which])
-        out.view(-1)[which[seg] * self.vocab_size + cols] = probs
-        return out
+    def _scatter_rows(self, out: torch.Tensor, rows: torch.Tensor,
+                      length: torch.Tensor, total: int | None = None) -> None:
+        """Write the sparse non-zeros of row rows[i] into out[i] when
+        length[i] > 0 (length[i] is then that row's non-zero count).
 
-    def _gather_rows(self, rows: torch.Tensor):
-        """Non-zeros of several rows of the sparse table, concatenated.
-
-        Returns (seg, cols, probs): non-zero j belongs to ``rows[seg[j]]``,
-        sits in column ``cols[j]`` and has probability ``probs[j]``.  This is
-        a ragged gather: row i contributes the storage slice
-        ``row_ptr[r_i] : row_ptr[r_i + 1]``, and non-zero j of the output maps
-        to storage index ``j + (row_ptr[r_i] - first output slot of row i)``.
+        A ragged gather: row i's non-zeros are storage slice
+        ``row_ptr[r_i] : row_ptr[r_i] + length[i]``; output non-zero j of row
+        i comes from storage index ``j + row_ptr[r_i] - (first j of row i)``.
         """
-        start = self._row_ptr[rows]
-        length = self._row_ptr[rows + 1] - start
-        total = int(length.sum())
+        if total is None:
+            total = int(length.sum())
+        if total == 0:
+            return
         seg = torch.repeat_interleave(
             torch.arange(rows.numel(), device=rows.device), length,
             output_size=total)
-        shift = start - (torch.cumsum(length, 0) - length)
+        shift = self._row_ptr[rows] - (torch.cumsum(length, 0) - length)
         index = torch.arange(total, device=rows.device) + shift[seg]
-        return seg, self._cols[index], self._probs[index]
+        out.view(-1)[seg * self.vocab_size + self._cols[index]] = \
+            self._probs[index]
 
     # --------------------------------------------------------------- queries
     def prob(self, cur: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
@@ -349,8 +352,7 @@ class BigramModel:
         ``cur`` may be a token id or the start id V.  Returns float32
         probabilities (0 for an unseen pair in a seen context).
         """
-        cur = torch.as_tensor(cur, device=self.device)
-        nxt = self._check_tokens(nxt)
+        nxt = self._ids(nxt, self.vocab_size)
         rows = self._rows(cur)
         rows, nxt = torch.broadcast_tensors(rows, nxt)
         V = self.vocab_size
@@ -375,7 +377,7 @@ class BigramModel:
         column being -log2 P(x[0] | start).  Probability 0 gives ``inf``.
         A 1-D input gives a 1-D output.
         """
-        ids = self._check_tokens(input_ids)
+        ids = self._ids(input_ids, self.vocab_size)
         one_d = ids.dim() == 1
         if one_d:
             ids = ids.unsqueeze(0)
@@ -419,7 +421,7 @@ class BigramModel:
         the unigram entropy; log2 V when there is no data at all).
         """
         if self._table is not None:
-            p = self._table.float() / self._row_total.float().unsqueeze(1)
+            p = self._dense_probs
             h = 0.0 - torch.xlogy(p, p).sum(1)  # xlogy: 0 log 0 = 0
         else:
             rows = self._keys_all // self.vocab_size
@@ -429,7 +431,7 @@ class BigramModel:
 
     # --------------------------------------------------------- cross-entropy
     def cross_entropy(self, logits: torch.Tensor, input_ids: torch.Tensor, *,
-                      chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+                      chunk_elements: int | None = None) -> torch.Tensor:
         """Mean cross-entropy, in nats, from bigram targets to softmax(logits).
 
         ``logits``: (batch, seq, V') with V' >= V (columns beyond V, such as
@@ -440,11 +442,12 @@ class BigramModel:
             CE_i = logsumexp(logits_i) - sum_b P(b | x_i) * logits_i[b]
 
         computed chunk by chunk: no (batch, seq, V) target is ever built.
-        A chunk of positions (``chunk_elements`` logits, 16 MiB of float32 by
-        default) gets its target rows as one dense float32 block, copied
-        from the cached full rows (frequent contexts) or scattered from the
-        non-zeros of the others; so temporary memory is a few chunk-sized
-        blocks whatever the batch.  Differentiable in ``logits`` (any float
+        A chunk of positions (``chunk_elements`` logits; by default 16 MiB
+        of float32 and at most 1/16 of the logits on CPU, 128 MiB elsewhere)
+        gets its target rows as one dense float32 block, copied from the
+        cached full rows (frequent contexts) or scattered from the non-zeros
+        of the others; so temporary memory is a few chunk-sized blocks
+        whatever the batch.  Differentiable in ``logits`` (any float
         dtype; computed in float32): the backward writes softmax(logits) - P,
         divided by the number of positions, straight into one gradient
         buffer shaped like ``logits``.  Non-contiguous logits are copied once.
@@ -455,12 +458,30 @@ class BigramModel:
         if logits.shape[-1] < self.vocab_size:
             raise ValueError(f"logits have {logits.shape[-1]} columns, fewer "
                              f"than vocab_size={self.vocab_size}")
-        rows = self._rows(self._check_tokens(input_ids).reshape(-1))
-        if rows.numel() == 0:
+        rows = self._rows(input_ids.reshape(-1))
+        n, width = rows.numel(), logits.shape[-1]
+        if n == 0:
             raise ValueError("cross_entropy of an empty batch")
-        step = max(1, chunk_elements // logits.shape[-1])
+        if chunk_elements is None:
+            if logits.device.type == "cpu":
+                chunk_elements = max(2**16, min(CHUNK_ELEMENTS["cpu"],
+                                                logits.numel() // 16))
+            else:
+                chunk_elements = CHUNK_ELEMENTS["other"]
+        step = max(1, chunk_elements // width)
+        starts = list(range(0, n, step))
+        # Non-zeros to scatter per chunk, fetched in one sync up front so
+        # that the chunk loop itself never waits for the device.
+        if self._table is None:
+            ends = torch.tensor([min(n, s + step) - 1 for s in starts],
+                                device=rows.device)
+            scatter = torch.cumsum(self._light_len[rows], 0)[ends]
+            scatter = torch.diff(scatter, prepend=scatter.new_zeros(1)).tolist()
+        else:
+            scatter = [0] * len(starts)
+        chunks = [(s, min(n, s + step), k) for s, k in zip(starts, scatter)]
         return _BigramCrossEntropy.apply(
-            logits.reshape(-1, logits.shape[-1]), rows, self, step)
+            logits.reshape(-1, width), rows, self, chunks)
 
     # ----------------------------------------------------------- save / load
     def save(self, path: str | os.PathLike) -> None:
@@ -537,40 +558,40 @@ class _BigramCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, logits, rows, model, step):
+    def forward(ctx, logits, rows, model, chunks):
         n, V = logits.shape[0], model.vocab_size
         lse = torch.empty(n, device=logits.device, dtype=torch.float32)
         loss = torch.zeros((), device=logits.device, dtype=torch.float32)
-        for s in range(0, n, step):
-            x = logits[s:s + step].float()  # a view if float32, else a copy
-            lse[s:s + step] = torch.logsumexp(x, dim=1)
-            target = model._row_probs(rows[s:s + step])
-            # sum_b P(b | a_i) x_i[b] as a batch of dot products (no temp).
-            dot = torch.einsum("nv,nv->n", target, x[:, :V])
-            loss += (lse[s:s + step] - dot).sum()
+        for s, e, n_scattered in chunks:
+            x = logits[s:e].float()  # a view if float32, else a copy
+            lse[s:e] = torch.logsumexp(x, dim=1)
+            target = model._row_probs(rows[s:e], n_scattered)
+            # sum_b P(b | a_i) x_i[b]; in place on our own copy of the rows,
+            # and not as a matmul, which may run in TF32 on GPUs.
+            dot = target.mul_(x[:, :V]).sum(1)
+            loss += (lse[s:e] - dot).sum()
         ctx.save_for_backward(logits, rows, lse)
-        ctx.model, ctx.step = model, step
+        ctx.model, ctx.chunks = model, chunks
         return loss / n
 
     @staticmethod
     def backward(ctx, grad_loss):
         logits, rows, lse = ctx.saved_tensors
-        model, step = ctx.model, ctx.step
-        n, V = logits.shape[0], model.vocab_size
+        model, n, V = ctx.model, logits.shape[0], ctx.model.vocab_size
         grad = torch.empty_like(logits)
         scale = grad_loss.float() / n
-        for s in range(0, n, step):
+        for s, e, n_scattered in ctx.chunks:
             # Work in float32: in the gradient buffer itself when it is
             # float32, else in a chunk-sized scratch that is then cast.
-            g = grad[s:s + step]
+            g = grad[s:e]
             if g.dtype != torch.float32:
                 g = torch.empty(g.shape, device=g.device, dtype=torch.float32)
-            torch.sub(logits[s:s + step], lse[s:s + step].unsqueeze(1), out=g)
+            torch.sub(logits[s:e], lse[s:e].unsqueeze(1), out=g)
             g.exp_()
-            g[:, :V] -= model._row_probs(rows[s:s + step])
+            g[:, :V] -= model._row_probs(rows[s:e], n_scattered)
             g.mul_(scale)
             if g.dtype != grad.dtype:
-                grad[s:s + step] = g
+                grad[s:e] = g
         return grad, None, None, None
 
 
@@ -599,3 +620,233 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
         if t.numel():
             h.update(t.view(torch.uint8).reshape(-1).numpy())
     return h.hexdigest()
+
+
+def bigram_model(profile=None, device: torch.device | str | None = None,
+                 progress: bool = True) -> BigramModel:
+    """The bigram model of a profile's train split (tokenized with the model's own
+    tokenizer), counted once and cached on disk; later calls load the file."""
+    from .cache import cached, key_of
+    from .corpus import load_corpus
+    from .devices import default_device
+    from .models import load_tokenizer
+    from .profiles import get_profile
+
+    p = get_profile(profile)
+    device = device or default_device()
+    key = key_of(_FORMAT_VERSION, p.key("model_id", "corpus", "seq_len", "n_train_seqs",
+                                        "n_eval_seqs", "world"))
+
+    def build(out):
+        train = load_corpus(p, "train")
+        model = BigramModel.from_corpus(train.split(1024), len(load_tokenizer(p)), device=device,
+                                        progress=progress)
+        model.save(out / "bigram.safetensors")
+        return {"profile": p.name, "pairs": model.total_pairs, "nonzeros": model.nnz}
+
+    return BigramModel.load(cached("bigram", key, build) / "bigram.safetensors", device=device)
+
+
+# ---------------------------------------------------------------------------
+# Chapter 1 helpers: what the counts say, sampling text, comparing with an LM.
+
+__all__ += ["bigram_counts", "unigram_counts", "context_counts", "zipf_fit",
+            "bigram_generate", "surprisal_correlation", "lm_bigram_cross_entropy"]
+
+#: Largest (V + 1) * V table that bigram_counts makes dense (512 MiB of int64).
+DENSE_COUNTS_MAX = 2**26
+
+
+def bigram_counts(bigram: BigramModel) -> torch.Tensor:
+    """The (V + 1, V) int64 count table C[a, b] of a bigram model, on its device.
+
+    Row ``a`` counts the tokens that followed context ``a``; row ``V`` (the
+    start placeholder) counts the first token of every sequence.  There is no
+    backoff row: an unseen context is an all-zero row.  Meant for small
+    vocabularies (the exercises, the tiny world): a table of more than
+    ``DENSE_COUNTS_MAX`` cells is refused with a ValueError, use
+    :func:`unigram_counts`, :func:`context_counts` or
+    ``bigram.next_token_probs`` for a few rows instead.
+    """
+    V = bigram.vocab_size
+    if (V + 1) * V > DENSE_COUNTS_MAX:
+        raise ValueError(
+            f"a dense (V + 1, V) count table at V = {V:,} has {(V + 1) * V:,} cells; "
+            "bigram_counts is for small vocabularies: use unigram_counts(), "
+            "context_counts() or bigram.next_token_probs(ids) for a few rows")
+    if bigram._table is not None:
+        return bigram._table[: V + 1].clone()
+    out = torch.zeros((V + 1) * V, dtype=torch.int64, device=bigram.device)
+    out[bigram._keys] = bigram._counts
+    return out.view(V + 1, V)
+
+
+def unigram_counts(bigram: BigramModel) -> torch.Tensor:
+    """How often each token 0..V-1 occurred in the counted corpus, shape (V,).
+
+    These are the column sums of the count table: every token is the next
+    token of exactly one pair (the first one of the start context), so each
+    occurrence is counted once.  Normalized, this is the backoff distribution.
+    """
+    V = bigram.vocab_size
+    if bigram._table is not None:
+        return bigram._table[: V + 1].sum(0)
+    out = torch.zeros(V, dtype=torch.int64, device=bigram.device)
+    return out.index_add_(0, bigram._keys % V, bigram._counts)
+
+
+def context_counts(bigram: BigramModel) -> torch.Tensor:
+    """How often each context 0..V occurred, shape (V + 1,): the row sums of the
+    count table.  Entry V (the start placeholder) is the number of sequences;
+    a 0 marks a context that was never seen (it backs off to the unigram row)."""
+    return bigram._row_total[: bigram.vocab_size + 1].clone()
+
+
+def zipf_fit(counts: torch.Tensor, lo: int = 10, hi: int = 1000) -> tuple[float, float]:
+    """Fit log(count) = slope * log(rank) + intercept over ranks ``lo..hi``.
+
+    ``counts``: any 1-D tensor of non-negative frequencies (order irrelevant);
+    they are sorted in decreasing order, zeros dropped, and ranked from 1.
+    Ranks beyond the number of non-zero counts are ignored.  Zipf's law says
+    the slope is about -1.  Returns ``(slope, intercept)`` of the least-squares
+    line in natural logs (``scipy.stats.linregress``).
+    """
+    from scipy import stats
+
+    c = torch.as_tensor(counts).detach().double().cpu().reshape(-1)
+    c = torch.sort(c[c > 0], descending=True).values
+    if not 1 <= lo < hi:
+        raise ValueError(f"need 1 <= lo < hi, got lo={lo}, hi={hi}")
+    if c.numel() < lo + 1:
+        raise ValueError(f"only {c.numel()} non-zero counts: cannot fit ranks {lo}..{hi}")
+    ranks = torch.arange(1, c.numel() + 1, dtype=torch.float64)
+    sel = slice(lo - 1, min(hi, c.numel()))
+    fit = stats.linregress(ranks[sel].log().numpy(), c[sel].log().numpy())
+    return float(fit.slope), float(fit.intercept)
+
+
+def bigram_generate(bigram: BigramModel, prompt: torch.Tensor | None = None,
+                    max_new_tokens: int = 20, *, temperature: float = 1.0,
+                    n: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Sample text from a bigram model: each new token is drawn from P(. | last token).
+
+    ``prompt``: token ids, (seq,) or (batch, seq); ``None`` or empty starts
+    from the start placeholder context (the first token is drawn from
+    P(. | start)) and makes ``n`` samples.  Returns the prompt followed by
+    ``max_new_tokens`` sampled ids, (batch, seq + max_new_tokens) int64 on
+    the CPU (1-D in, 1-D out).
+
+    ``temperature``: the next-token distribution is raised to the power
+    1 / temperature and renormalized (the paper's generation code does the
+    same); ``0`` means greedy (the most probable token, ties to the lowest id).
+    ``generator``: a seeded ``torch.Generator`` makes the sample reproducible;
+    sampling happens on the generator's device (CPU by default), so a seed
+    gives the same text whatever device the bigram model lives on.
+    """
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    sample_device = generator.device if generator is not None else torch.device("cpu")
+    if prompt is None:
+        prompt = torch.zeros(n, 0, dtype=torch.int64)
+    ids = bigram._ids(prompt, bigram.vocab_size).cpu()
+    one_d = ids.dim() == 1
+    if one_d:
+        ids = ids.unsqueeze(0)
+    if ids.dim() != 2:
+        raise ValueError(f"prompt must be (seq,) or (batch, seq), got {tuple(ids.shape)}")
+    out = [ids]
+    last = ids[:, -1] if ids.shape[1] else torch.full((ids.shape[0],), bigram.start_id)
+    for _ in range(max_new_tokens):
+        p = bigram.next_token_probs(last.to(bigram.device)).to(sample_device, torch.float64)
+        if temperature == 0:
+            # A stable sort puts the lowest id first among equal maxima.
+            nxt = torch.sort(p, dim=1, descending=True, stable=True).indices[:, 0]
+        else:
+            if temperature != 1:
+                p = p.pow(1.0 / temperature)
+            nxt = torch.multinomial(p, 1, generator=generator).squeeze(1)
+        last = nxt.cpu()
+        out.append(last.unsqueeze(1))
+    result = torch.cat(out, dim=1)
+    return result.squeeze(0) if one_d else result
+
+
+def surprisal_correlation(model_bits, bigram_bits, inf: str = "max") -> float:
+    """Pearson r between a model's and the bigram model's per-token surprisals.
+
+    This is the paper's measure of how "bigram-like" a model or subnetwork is.
+    Bigram surprisals are infinite where the bigram probability is 0, so
+    infinities are handled as in the paper's code (``train_circuits.py``):
+
+    * ``inf="max"``: every infinite value is replaced by the largest finite
+      value of the same array (for both arrays);
+    * ``inf="drop"`` (the paper's "dropinf"): positions with an infinite
+      bigram surprisal are dropped; infinite model surprisals (rare: float
+      underflow) are still replaced by the model's largest finite value.
+
+    Inputs: tensors or arrays of the same shape (flattened). Uses
+    ``scipy.stats.pearsonr`` in float64.
+    """
+    import numpy as np
+    from scipy import stats
+
+    def flat(x):
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu().double().numpy()
+        return np.asarray(x, dtype=np.float64).reshape(-1)
+
+    m, b = flat(model_bits), flat(bigram_bits)
+    if m.shape != b.shape:
+        raise ValueError(f"surprisals differ in size: {m.size} model vs {b.size} bigram")
+    if inf not in ("max", "drop"):
+        raise ValueError(f"inf must be 'max' or 'drop', got {inf!r}")
+
+    def fill(x):
+        bad = np.isinf(x)
+        if bad.any():
+            if bad.all():
+                raise ValueError("every surprisal is infinite: nothing to correlate")
+            x = x.copy()
+            x[bad] = x[~bad].max()
+        return x
+
+    m = fill(m)
+    if inf == "max":
+        b = fill(b)
+    else:
+        keep = ~np.isinf(b)
+        m, b = m[keep], b[keep]
+    if m.size < 2:
+        raise ValueError("need at least two finite positions to correlate")
+    return float(stats.pearsonr(m, b)[0])
+
+
+@torch.no_grad()
+def lm_bigram_cross_entropy(model, bigram: BigramModel, input_ids: torch.Tensor,
+                            batch_size: int = 32, progress: bool = False) -> float:
+    """Mean cross-entropy, in nats, from the bigram distribution to the LM's output.
+
+    For every position i of every sequence (all of them, as in the paper's
+    ``compute_correlation_metrics``), CE_i = -sum_b P_bigram(b | x_i) log
+    p_LM(b | x_0..x_i): how well the LM's whole next-token distribution
+    matches the bigram row, not only at the token that came.  This is the
+    loss that mask training minimizes (Chapter 3); for the full model it is
+    the starting point.  The LM runs on its own device in batches; each
+    batch's logits go to the bigram model's device (no copy when they share
+    one).  Returns a float.
+    """
+    from .progress import progress_bar
+
+    device = next(model.parameters()).device
+    total, n = 0.0, 0
+    for i in progress_bar(range(0, len(input_ids), batch_size), enabled=progress,
+                          desc="bigram cross-entropy"):
+        x = input_ids[i:i + batch_size].to(device)
+        logits = model(input_ids=x).logits.to(bigram.device)  # no copy when both agree
+        total += float(bigram.cross_entropy(logits, x.to(bigram.device))) * x.numel()
+        n += x.numel()
+    if n == 0:
+        raise ValueError("lm_bigram_cross_entropy of no sequences")
+    return total / n

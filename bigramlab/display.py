@@ -53,3 +53,157 @@ def plot_loss_curve(losses: Sequence[float], checkpoints: Sequence[str] = (), ax
     ax.set_title(title)
     ax.legend(frameon=False)
     return ax
+
+
+# ---------------------------------------------------------------------------
+# Chapter 1: bigram models.
+
+def token_label(tokenizer, token_id: int, start_id: int | None = None) -> str:
+    """A readable label for one token id: its decoded text in quotes (so that
+    leading spaces show), ``<start>`` for the start placeholder context
+    ``start_id``, and the special token's own name for special tokens."""
+    token_id = int(token_id)
+    if start_id is not None and token_id == start_id:
+        return "<start>"
+    if token_id in set(getattr(tokenizer, "all_special_ids", []) or []):
+        return tokenizer.convert_ids_to_tokens(token_id)
+    return repr(tokenizer.decode([token_id]))
+
+
+def next_token_rows(bigram, tokenizer, token_id: int, k: int = 10) -> list[dict]:
+    """The ``k`` most probable next tokens after ``token_id`` as table rows
+    (``next``, ``P(next | token)``), most probable first; zero-probability
+    fillers (a context with fewer than ``k`` continuations) are left out."""
+    probs, ids = bigram.top_next(int(token_id), k)
+    return [{"next": token_label(tokenizer, i, bigram.start_id), "P(next | token)": p}
+            for p, i in zip(probs.tolist(), ids.tolist()) if p > 0]
+
+
+def plot_next_tokens(bigram, tokenizer, token_id: int, k: int = 10, ax=None):
+    """Horizontal bar chart of P(next | token_id) for the ``k`` most probable
+    next tokens (most probable on top); the title gives the context and the
+    entropy of its whole next-token distribution in bits. Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 0.28 * k + 0.9))
+    rows = next_token_rows(bigram, tokenizer, token_id, k)
+    labels = [r["next"] for r in rows][::-1]
+    values = [r["P(next | token)"] for r in rows][::-1]
+    ax.barh(range(len(values)), values, color="C0")
+    ax.set_yticks(range(len(values)), labels, fontsize=8)
+    ax.set_xlim(0, max([0.05, *values]) * 1.1)
+    ax.set_xlabel("P(next | token)")
+    entropy = float(bigram.entropy()[int(token_id)])
+    ax.set_title(f"after {token_label(tokenizer, token_id, bigram.start_id)} "
+                 f"(H = {entropy:.2f} bits)", fontsize=9)
+    return ax
+
+
+def bigram_explorer(bigram, tokenizer, k: int = 10, n_options: int = 300):
+    """An ipywidgets explorer of a bigram model's next-token distributions.
+
+    Pick a context from a dropdown (the start placeholder and the
+    ``n_options`` most frequent tokens) or type any text (its last token is
+    the context); a slider sets how many next tokens the bar chart shows.
+    Returns the widget (display it, or make it the last line of a cell).
+    Needs a running kernel: a rendered page shows no live widget.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    from .bigrams import context_counts
+
+    counts = context_counts(bigram)[: bigram.vocab_size].cpu()
+    top = _argsort_desc(counts)[:n_options].tolist()
+    options = [(token_label(tokenizer, bigram.start_id, bigram.start_id), bigram.start_id)]
+    options += [(f"{token_label(tokenizer, i)}  ({int(counts[i]):,}x)", i) for i in top]
+    dropdown = widgets.Dropdown(options=options, value=top[0] if top else bigram.start_id,
+                                description="token")
+    text = widgets.Text(placeholder="or type text: its last token is used",
+                        description="text")
+    slider = widgets.IntSlider(value=k, min=3, max=30, description="top k")
+    note = widgets.HTML()
+    out = widgets.Output()
+
+    def context():
+        ids = tokenizer(text.value, add_special_tokens=False)["input_ids"] if text.value else []
+        return (ids[-1] if ids else dropdown.value), bool(ids)
+
+    def redraw(*_):
+        token_id, typed = context()
+        seen = token_id == bigram.start_id or int(counts[token_id]) > 0
+        note.value = (f"context id {token_id}" + (" (last token of the text)" if typed else "")
+                      + ("" if seen else ": never seen in training, so it backs off to the "
+                         "unigram distribution"))
+        with out:
+            out.clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(5, 0.28 * slider.value + 0.9))
+            plot_next_tokens(bigram, tokenizer, token_id, slider.value, ax=ax)
+            plt.show()
+
+    for w in (dropdown, text, slider):
+        w.observe(redraw, names="value")
+    box = widgets.VBox([widgets.HBox([dropdown, slider]), text, note, out])
+    box.redraw, box.context = redraw, context  # handles for tests and curious readers
+    redraw()
+    return box
+
+
+def _argsort_desc(values):
+    """Indices that sort a 1-D tensor in decreasing order, ties by ascending index."""
+    import torch
+
+    return torch.sort(torch.as_tensor(values), descending=True, stable=True).indices
+
+
+def plot_zipf(counts, slope: float, intercept: float, lo: int = 10, hi: int = 1000, ax=None,
+              label: str = "tokens"):
+    """Frequency against rank on log-log axes, with the fitted line
+    ``exp(intercept) * rank**slope`` drawn over ranks ``lo..hi``."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.2))
+    c = np.sort(np.asarray(counts, dtype=float).reshape(-1))[::-1]
+    c = c[c > 0]
+    ranks = np.arange(1, len(c) + 1)
+    ax.loglog(ranks, c, ".", ms=3, label=label)
+    r = np.arange(lo, min(hi, len(c)) + 1)
+    ax.loglog(r, np.exp(intercept) * r ** slope, "-", color="C3", lw=1.5,
+              label=f"fit, ranks {lo}-{min(hi, len(c))}: slope {slope:.2f}")
+    ax.set_xlabel("rank")
+    ax.set_ylabel("count")
+    ax.legend(frameon=False)
+    return ax
+
+
+def plot_surprisal_scatter(lm_bits, bigram_bits, ax=None, max_points: int = 200_000,
+                           label_lm: str = "LM surprisal (bits)"):
+    """Per-token LM surprisal against bigram surprisal (both in bits), as a 2-D
+    histogram (log colour scale). Infinite bigram surprisals (unseen pairs)
+    are drawn in red at the right edge. Shows at most ``max_points`` positions
+    (an even stride through them). Returns the axes."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.colors import LogNorm
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.6, 4))
+    m = np.asarray(lm_bits, dtype=float).reshape(-1)
+    b = np.asarray(bigram_bits, dtype=float).reshape(-1)
+    step = max(1, len(m) // max_points)
+    m, b = m[::step], b[::step]
+    inf = np.isinf(b)
+    top = max(np.max(m), np.max(b[~inf])) if (~inf).any() else np.max(m)
+    ax.hist2d(b[~inf], m[~inf], bins=80, range=[[0, top], [0, top]], norm=LogNorm(),
+              cmap="Blues")
+    if inf.any():
+        ax.plot(np.full(inf.sum(), top), m[inf], "|", color="C3", ms=8,
+                label=f"unseen pair (inf), {int(inf.sum())} positions")
+        ax.legend(frameon=False, loc="upper left", fontsize=8)
+    ax.plot([0, top], [0, top], "--", color="0.4", lw=0.8)
+    ax.set_xlabel("bigram surprisal (bits)")
+    ax.set_ylabel(label_lm)
+    return ax

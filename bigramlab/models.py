@@ -7,6 +7,8 @@ tiny world was built. Same function, same ``from_pretrained`` call.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from transformers import (AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel,
                           GPTNeoXConfig, GPTNeoXForCausalLM)
@@ -26,6 +28,21 @@ def _check_checkpoint(profile: Profile, checkpoint: str | None) -> str:
             f"profile {profile.name!r} has no checkpoint {checkpoint!r}; "
             f"valid checkpoints: {', '.join(profile.checkpoints)}")
     return checkpoint
+
+
+@contextmanager
+def _quiet_loading():
+    """Silence transformers' per-tensor 'Loading weights' bar (noise in notebooks
+    and logs: a tiny model loads in milliseconds); restore the setting after."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _from_hub(loader, model_id: str, **kwargs):
@@ -55,13 +72,14 @@ def load_model(profile: Profile | str | None = None, checkpoint: str | None = No
     one), in eval mode on ``device`` (default: CUDA when present, else CPU)."""
     profile = get_profile(profile)
     checkpoint = _check_checkpoint(profile, checkpoint)
-    if profile.is_tiny:
-        from .tinyworld import build_lm
-        source, kwargs = str(build_lm(profile) / "checkpoints" / checkpoint), {}
-        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    else:
-        kwargs = {"revision": checkpoint} if checkpoint != "main" else {}
-        model = _from_hub(AutoModelForCausalLM, profile.model_id, **kwargs)
+    with _quiet_loading():
+        if profile.is_tiny:
+            from .tinyworld import build_lm
+            folder = build_lm(profile) / "checkpoints" / checkpoint
+            model = AutoModelForCausalLM.from_pretrained(str(folder))
+        else:
+            kwargs = {"revision": checkpoint} if checkpoint != "main" else {}
+            model = _from_hub(AutoModelForCausalLM, profile.model_id, **kwargs)
     model.to(device or default_device()).eval()
     return model, load_tokenizer(profile)
 

@@ -41,16 +41,17 @@ def _step_of(name: str) -> int:
 def pretrain(model, train_ids: torch.Tensor, out: Path, *, steps: int, batch_size: int,
              lr: float, warmup: int, seed: int, checkpoints: tuple[str, ...],
              progress: bool = True) -> list[float]:
-    """Train ``model`` on rows of ``train_ids`` for ``steps`` AdamW steps, saving
+    """Train ``model`` (on its device) on rows of ``train_ids`` for ``steps`` AdamW steps, saving
     ``out/checkpoints/<name>`` (``save_pretrained``) at every named step.
     Returns the per-step training loss in nats. Resumes from ``out/state.pt``."""
     save_at = {_step_of(c): c for c in checkpoints}
+    device = next(model.parameters()).device
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
     losses: list[float] = []
     start = 0
     state_file = out / "state.pt"
     if state_file.exists():  # resume a killed build
-        state = torch.load(state_file, weights_only=True)
+        state = torch.load(state_file, weights_only=True, map_location=device)
         start, losses = state["step"], state["losses"]
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
@@ -62,7 +63,7 @@ def pretrain(model, train_ids: torch.Tensor, out: Path, *, steps: int, batch_siz
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup)
-        x = train_ids[batch_indices(step, batch_size, len(train_ids), seed)]
+        x = train_ids[batch_indices(step, batch_size, len(train_ids), seed)].to(device)
         loss = model(input_ids=x, labels=x).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

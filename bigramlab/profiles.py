@@ -57,7 +57,7 @@ class TinyWorld:
     d_model: int = 64
     n_head: int = 4
     d_mlp: int = 256
-    train_steps: int = 2000
+    train_steps: int = 1500
     batch_size: int = 16
     lr: float = 3e-3
     warmup_steps: int = 100

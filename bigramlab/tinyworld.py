@@ -26,6 +26,7 @@ import torch
 
 from . import grammar
 from .cache import cached, key_of
+from .devices import default_device
 from .profiles import Profile, get_profile
 
 # Bump when a stage's code changes what it produces, so old cache entries are not reused.
@@ -45,7 +46,10 @@ def _tokens_key(p: Profile) -> str:
 
 
 def _lm_key(p: Profile) -> str:
-    return key_of(_tokens_key(p), "lm", p.arch, p.world.__dict__, p.checkpoints)
+    # The device type is part of the key: CUDA and CPU kernels round differently,
+    # so the same seed gives the same weights only on the same kind of device.
+    return key_of(_tokens_key(p), "lm", p.arch, p.world.__dict__, p.checkpoints,
+                  default_device().type)
 
 
 def _tiny(profile) -> Profile:
@@ -138,12 +142,13 @@ def build_lm(profile=None, progress: bool = True) -> Path:
         train = load_corpus(p, "train")
         vocab = len(load_tokenizer(p))
         torch.manual_seed(p.world.seed)
-        model = make_model(p.arch, p.world, vocab, p.seq_len)
+        model = make_model(p.arch, p.world, vocab, p.seq_len).to(default_device())
         pretrain(model, train, out, steps=p.world.train_steps, batch_size=p.world.batch_size,
                  lr=p.world.lr, warmup=p.world.warmup_steps, seed=p.world.seed,
                  checkpoints=p.checkpoints, progress=progress)
         seconds = time.perf_counter() - t
-        report = {"profile": p.name, "parameters": sum(x.numel() for x in model.parameters()),
+        report = {"profile": p.name, "device": default_device().type,
+                  "parameters": sum(x.numel() for x in model.parameters()),
                   "train_seconds": round(seconds, 1),
                   "tokens_per_second": round(p.world.train_steps * p.world.batch_size
                                              * p.seq_len / seconds)}
@@ -170,15 +175,15 @@ def evaluate_world(profile=None, checkpoint: str | None = None) -> dict:
     counted on the train split, over the same positions: those whose bigram pair
     was seen in training (an unseen pair has bigram probability 0, surprisal inf).
     Also reports how many positions were left out for that reason."""
-    from .bigrams import BigramModel
+    from .bigrams import bigram_model
     from .corpus import load_corpus
     from .models import load_model
     from .surprisal import LN2, lm_surprisal
 
     p = _tiny(profile)
-    train, ev = load_corpus(p, "train"), load_corpus(p, "eval")
-    model, tokenizer = load_model(p, checkpoint, device="cpu")
-    bigram = BigramModel.from_corpus(train.split(1024), len(tokenizer))
+    ev = load_corpus(p, "eval")
+    model, _ = load_model(p, checkpoint, device="cpu")
+    bigram = bigram_model(p, device="cpu")
     s_bigram, s_lm = bigram.surprisal(ev).cpu(), lm_surprisal(model, ev)
     seen = torch.isfinite(s_bigram)
     ce_lm = float(s_lm[seen].double().mean() * LN2)

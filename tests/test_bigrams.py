@@ -49,6 +49,11 @@ class NaiveBigrams:
         return -sum(p * math.log2(p) for p in self.row(a) if p > 0)
 
 
+def cached(model):
+    """Rows of a sparse model also kept as dense rows (see dense_row_share)."""
+    return model._dense_slot < model._dense_probs.shape[0] - 1
+
+
 def random_corpus(gen, n_seq, seq_len, V):
     # Zipf-ish ids so that rows differ a lot in how full they are.
     weights = 1.0 / torch.arange(1, V + 1, dtype=torch.float64)
@@ -79,7 +84,7 @@ def test_random_corpus_matches_naive(dense_max):
                                     dense_max_entries=dense_max)
     assert model.storage == ("dense" if dense_max == DENSE else "sparse")
     if model.storage == "sparse":  # rows cached dense and rows that are not
-        assert (model._dense_slot >= 0).any() and (model._dense_slot < 0).any()
+        assert cached(model).any() and (model._light_len > 0).any()
     naive = NaiveBigrams(corpus.tolist(), V)
     check_against_naive(model, naive)
     assert model.total_pairs == corpus.numel()
@@ -316,8 +321,8 @@ def test_cross_entropy_value_and_grad(storage, pad, chunk, monkeypatch):
     loss.backward()
 
     if storage == "sparse":  # both kinds of rows occur in this batch
-        slots = model._dense_slot[model._rows(ids.reshape(-1))]
-        assert (slots >= 0).any() and (slots < 0).any()
+        rows = model._rows(ids.reshape(-1))
+        assert cached(model)[rows].any() and not cached(model)[rows].all()
 
     ref_in = logits.clone().requires_grad_()
     ref = dense_reference_ce(naive, ref_in, ids)
@@ -366,3 +371,46 @@ def test_cross_entropy_no_grad_and_second_backward_scale():
     (3 * ref).backward()
     assert plain.item() == pytest.approx(ref.item(), rel=1e-5)
     torch.testing.assert_close(x.grad, y.grad, rtol=1e-4, atol=1e-6)
+
+
+# ------------------------------------------------------------------ CUDA
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@STORAGES
+def test_cuda_matches_cpu(dense_max, tmp_path):
+    gen = torch.Generator().manual_seed(8)
+    V = 300
+    corpus = random_corpus(gen, 50, 40, V) % (V - 5)
+    cpu = BigramModel.from_corpus(corpus.split(7), V,
+                                  dense_max_entries=dense_max)
+    gpu = BigramModel.from_corpus(corpus.cuda().split(7), V,  # device: batches'
+                                  dense_max_entries=dense_max, flush_pairs=500)
+    assert gpu.device.type == "cuda" and gpu.storage == cpu.storage
+    ctx = torch.arange(V + 1)
+    torch.testing.assert_close(gpu.next_token_probs(ctx).cpu(),
+                               cpu.next_token_probs(ctx))
+    torch.testing.assert_close(gpu.entropy().cpu(), cpu.entropy())
+    text = random_corpus(gen, 4, 30, V)
+    assert torch.equal(gpu.surprisal(text.cuda(), start=True).cpu(),
+                       cpu.surprisal(text, start=True))
+    probs, ids = gpu.top_next(0, 5)
+    assert ids.device.type == "cuda"
+    assert torch.equal(ids.cpu(), cpu.top_next(0, 5)[1])
+    moved = BigramModel.from_corpus([corpus], V,
+                                    dense_max_entries=dense_max).to("cuda")
+    assert torch.equal(moved.prob(ctx.cuda(), 3).cpu(), cpu.prob(ctx, 3))
+    gpu.save(tmp_path / "g.safetensors")
+    back = BigramModel.load(tmp_path / "g.safetensors", device="cuda")
+    assert torch.equal(back.next_token_probs(ctx).cpu(),
+                       cpu.next_token_probs(ctx))
+    for dtype, tol in [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)]:
+        logits = torch.randn(3, 17, V + 4, generator=gen).to(dtype)
+        a = logits.clone().requires_grad_()
+        b = logits.cuda().requires_grad_()
+        la, lb = cpu.cross_entropy(a, text[:3, :17]), \
+            gpu.cross_entropy(b, text[:3, :17].cuda())
+        la.backward()
+        lb.backward()
+        assert lb.item() == pytest.approx(la.item(), rel=tol)
+        assert b.grad.dtype == dtype
+        torch.testing.assert_close(b.grad.cpu().float(), a.grad.float(),
+                                   rtol=tol, atol=1e-5)

@@ -1,0 +1,11 @@
+"""Automatic checks for the exercises, one module per chapter.
+
+Every ``check_*`` takes the student's function, runs it on cases whose answers
+bigramlab computes itself, prints ✓ or what is wrong ("not implemented yet" for
+an unsolved stub), returns True or False, and never raises. Notebooks call
+them as ``checks.check_<name>(...)``.
+"""
+
+from .ch00 import check_count_parameters, check_log_spaced_steps, check_tokens_per_word
+
+__all__ = ["check_count_parameters", "check_log_spaced_steps", "check_tokens_per_word"]

@@ -1,0 +1,66 @@
+"""The machinery every exercise check shares.
+
+Each ``check_*`` function (one module per chapter) takes the student's function, runs it on cases
+whose answers bigramlab computes itself, and prints one line:
+
+    ✓ <exercise>: correct
+    ✗ <exercise>: not implemented yet
+    ✗ <exercise>: <what is wrong, on which input>
+
+It returns True or False and never raises, so an unsolved exercise notebook
+still runs from top to bottom. A stub that returns None counts as "not
+implemented yet" (the generated exercises replace solutions by ``pass``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+class Wrong(Exception):
+    """What a check found wrong, in words for the student."""
+
+
+class NotDone(Exception):
+    pass
+
+
+def call(fn: Callable, *args) -> Any:
+    try:
+        out = fn(*args)
+    except NotImplementedError as e:  # a student may raise it themselves
+        raise NotDone from e
+    except Exception as e:  # the student's code failed: say how, don't crash the notebook
+        raise Wrong(f"your function raised {type(e).__name__}: {e}") from e
+    if out is None:
+        raise NotDone
+    return out
+
+
+def run(name: str, body: Callable[[], None]) -> bool:
+    try:
+        body()
+    except NotDone:
+        print(f"✗ {name}: not implemented yet")
+        return False
+    except Wrong as e:
+        print(f"✗ {name}: {e}")
+        return False
+    print(f"✓ {name}: correct")
+    return True
+
+
+def expect_equal(got, want, what: str) -> None:
+    if isinstance(want, torch.Tensor) or isinstance(got, torch.Tensor):
+        got_t, want_t = torch.as_tensor(got), torch.as_tensor(want)
+        if got_t.shape != want_t.shape:
+            raise Wrong(f"{what}: expected shape {tuple(want_t.shape)}, got {tuple(got_t.shape)}")
+        if not torch.allclose(got_t.double(), want_t.double(), rtol=1e-4, atol=1e-6,
+                              equal_nan=True):
+            raise Wrong(f"{what}: values differ from the expected ones")
+        return
+    if got != want:
+        raise Wrong(f"{what}: expected {want!r}, got {got!r}")

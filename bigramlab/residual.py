@@ -1,0 +1,171 @@
+"""Reading the residual stream: hidden states per layer, what each block writes, the logit lens.
+
+The residual stream of a model with L blocks is the sequence of hidden states
+``h_0, ..., h_L`` (each of shape (batch, seq, d_model), in the model's own
+activation units): ``h_0`` is the input embedding (GPT-2 adds its position
+embedding; Pythia's rotary positions live inside attention), and block ``l``
+adds its attention and MLP outputs to ``h_l`` to give ``h_{l+1}``:
+
+- GPT-NeoX / Pythia (``use_parallel_residual``):
+  ``h_{l+1} = h_l + attn(ln1(h_l)) + mlp(ln2(h_l))``;
+- GPT-2 (sequential): ``a = attn(ln1(h_l))``, ``h_{l+1} = h_l + a + mlp(ln2(h_l + a))``.
+
+The model's logits are ``unembed(ln_f(h_L))``. Following the paper (METHOD.md
+section 4), ``h_L`` is the state *before* the final layer norm. Hugging Face's
+``output_hidden_states`` returns L + 1 states whose last one is *after* it
+(for both GPT-NeoX and GPT-2), so :func:`hidden_states` takes ``h_L`` from a
+hook on the final layer norm's input instead.
+
+The logit lens {nostalgebraist 2020} reads any ``h_l`` as a prediction:
+``unembed(ln_f(h_l))``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .anatomy import architecture
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def blocks(model) -> nn.ModuleList:
+    """The Transformer blocks of a GPT-NeoX or GPT-2 model, in order."""
+    return model.gpt_neox.layers if architecture(model) == "gpt_neox" else model.transformer.h
+
+
+def final_layer_norm(model) -> nn.Module:
+    """The final layer norm, applied to ``h_L`` before the unembedding."""
+    return (model.gpt_neox.final_layer_norm if architecture(model) == "gpt_neox"
+            else model.transformer.ln_f)
+
+
+def unembedding(model) -> nn.Module:
+    """The unembedding (d_model -> vocab logits): Pythia's own matrix, GPT-2's tied embedding."""
+    return model.get_output_embeddings()
+
+
+@torch.no_grad()
+def hidden_states(model, input_ids: torch.Tensor,
+                  attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The residual stream: a (L + 1, batch, seq, d_model) float tensor on the
+    model's device, ``[h_0, ..., h_L]``, with ``h_L`` taken *before* the final
+    layer norm (METHOD.md section 4).
+
+    ``input_ids`` is (batch, seq) or (seq,) (then batch = 1)."""
+    if input_ids.dim() == 1:
+        input_ids = input_ids[None]
+    device = _device(model)
+    captured = []
+    handle = final_layer_norm(model).register_forward_pre_hook(
+        lambda module, args: captured.append(args[0]))
+    try:
+        out = model.base_model(input_ids.to(device), use_cache=False, output_hidden_states=True,
+                               attention_mask=None if attention_mask is None
+                               else attention_mask.to(device))
+    finally:
+        handle.remove()
+    n_blocks = len(blocks(model))
+    if len(out.hidden_states) != n_blocks + 1 or len(captured) != 1:
+        raise RuntimeError(f"expected {n_blocks + 1} hidden states and one call of the final "
+                           f"layer norm, got {len(out.hidden_states)} and {len(captured)}")
+    # out.hidden_states[l] is the input of block l for l < L; the last entry is ln_f(h_L).
+    return torch.stack([*out.hidden_states[:-1], captured[0]])
+
+
+def logit_lens(model, hidden: torch.Tensor) -> torch.Tensor:
+    """Logits (unnormalised, natural-log scale) of the logit lens:
+    ``unembed(ln_f(h))`` for every vector in ``hidden`` (..., d_model) ->
+    (..., vocab). On ``hidden_states(model, ids)`` the last layer gives the
+    model's own logits."""
+    with torch.no_grad():
+        return unembedding(model)(final_layer_norm(model)(hidden.to(_device(model))))
+
+
+@torch.no_grad()
+def residual_writes(model, input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What each block adds to the residual stream: ``{"attn": ..., "mlp": ...}``,
+    each (L, batch, seq, d_model), such that
+    ``hidden_states(...)[l + 1] == hidden_states(...)[l] + attn[l] + mlp[l]``.
+    Also ``"mlp_in"``: the MLP's input (after its layer norm), (L, batch, seq, d_model)."""
+    if input_ids.dim() == 1:
+        input_ids = input_ids[None]
+    arch = architecture(model)
+    attn, mlp, mlp_in, handles = [], [], [], []
+    for block in blocks(model):
+        # the attention's output projection (with its bias) is what attention writes
+        o_proj = block.attention.dense if arch == "gpt_neox" else block.attn.c_proj
+        handles.append(o_proj.register_forward_hook(lambda m, a, out: attn.append(out)))
+        handles.append(block.mlp.register_forward_hook(lambda m, a, out: mlp.append(out)))
+        handles.append(block.mlp.register_forward_pre_hook(lambda m, a: mlp_in.append(a[0])))
+    try:
+        model.base_model(input_ids.to(_device(model)), use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+    return {"attn": torch.stack(attn), "mlp": torch.stack(mlp), "mlp_in": torch.stack(mlp_in)}
+
+
+@torch.no_grad()
+def lens_surprisal(model, input_ids: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
+    """Surprisal in **bits** of the actual next token under the logit lens at
+    every layer: a (L + 1, batch, seq - 1) float tensor on the CPU; entry
+    [l, b, i] is ``-log2 softmax(unembed(ln_f(h_l)))[input_ids[b, i + 1]]`` at
+    position i. Layer L is the model's own surprisal. Probabilities: ``2 ** -s``."""
+    if input_ids.dim() == 1:
+        input_ids = input_ids[None]
+    out = []
+    for start in range(0, input_ids.shape[0], batch_size):
+        ids = input_ids[start:start + batch_size].to(_device(model))
+        logits = logit_lens(model, hidden_states(model, ids))[:, :, :-1].float()
+        logp = torch.log_softmax(logits, dim=-1)
+        target = ids[None, :, 1:, None].expand(logp.shape[0], -1, -1, 1)
+        out.append(-logp.gather(-1, target)[..., 0].cpu() / math.log(2))
+    return torch.cat(out, dim=1)
+
+
+def lens_top_tokens(model, tokenizer, input_ids: torch.Tensor) -> list[dict]:
+    """One row per position of a single sequence: the input token, the actual
+    next token, and the logit lens's top-1 token at every layer (``L0`` = the
+    embedding, ``L{n}`` = after block n; the last column is the model's own
+    prediction). Tokens are shown with ``repr`` so spaces are visible."""
+    ids = input_ids.reshape(-1)
+    top = logit_lens(model, hidden_states(model, ids)).argmax(-1)[:, 0].cpu()  # (L + 1, seq)
+
+    def show(i: int) -> str:
+        return repr(tokenizer.decode([int(i)]))
+    rows = []
+    for pos in range(len(ids)):
+        row = {"pos": pos, "token": show(ids[pos]),
+               "next": show(ids[pos + 1]) if pos + 1 < len(ids) else ""}
+        row |= {f"L{layer}": show(top[layer, pos]) for layer in range(top.shape[0])}
+        rows.append(row)
+    return rows
+
+
+def plot_lens_heatmap(probs: torch.Tensor, tokens: list[str], ax=None,
+                      title: str = "logit lens: p(actual next token)"):
+    """Heatmap of a (L + 1, positions) probability array: layer on y, position on x
+    (labelled with the current -> next token pair)."""
+    import matplotlib.pyplot as plt
+
+    probs = torch.as_tensor(probs).cpu()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.0 + 0.6 * probs.shape[1], 0.9 + 0.45 * probs.shape[0]))
+    im = ax.imshow(probs, vmin=0, vmax=1, cmap="viridis", aspect="auto", origin="lower")
+    for (layer, pos), p in zip(torch.cartesian_prod(torch.arange(probs.shape[0]),
+                                                    torch.arange(probs.shape[1])).tolist(),
+                               probs.flatten().tolist()):
+        ax.text(pos, layer, f"{p:.2f}", ha="center", va="center", fontsize=7,
+                color="white" if p < 0.6 else "black")
+    ax.set_xticks(range(len(tokens)), tokens, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(probs.shape[0]))
+    ax.set_ylabel("layer (0 = embedding)")
+    ax.set_title(title)
+    plt.colorbar(im, ax=ax, fraction=0.03)
+    return ax

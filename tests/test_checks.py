@@ -1,0 +1,62 @@
+"""Exercise checks: pass right answers, say 'not implemented yet' for stubs,
+say what is wrong for wrong answers, and never raise."""
+
+import pytest
+
+from bigramlab import checks
+from bigramlab.models import make_model
+from bigramlab.profiles import TinyWorld
+
+
+def _steps(final):
+    out, p = [0], 1
+    while p < final:
+        out.append(p)
+        p *= 2
+    return out + [final]
+
+
+class _Tok:
+    """A whitespace 'tokenizer' with the transformers call signature."""
+
+    def __call__(self, text, add_special_tokens=True):
+        return {"input_ids": [hash(w) % 100 for w in text.split()] + ([0] if add_special_tokens else [])}
+
+
+CASES = [
+    (checks.check_log_spaced_steps, (), _steps, lambda f: _steps(f)[:-1], "log_spaced_steps"),
+    (checks.check_count_parameters, (), lambda m: sum(p.numel() for p in m.parameters()),
+     lambda m: sum(p.numel() for _, p in m.named_parameters(remove_duplicate=False)), "tied"),
+    (checks.check_tokens_per_word, (_Tok(),),
+     lambda tok, texts: sum(len(t.split()) for t in texts) / sum(len(t.split()) for t in texts),
+     lambda tok, texts: 2.0, "tokens per word"),
+]
+
+
+@pytest.mark.parametrize("check,extra,right,wrong,wrong_msg", CASES)
+def test_check_outcomes(check, extra, right, wrong, wrong_msg, capsys):
+    assert check(right, *extra) is True
+    assert "✓" in capsys.readouterr().out
+
+    assert check(lambda *a: None, *extra) is False  # the generated stub returns None
+    assert "not implemented yet" in capsys.readouterr().out
+
+    def raises(*a):
+        raise NotImplementedError
+    assert check(raises, *extra) is False
+    assert "not implemented yet" in capsys.readouterr().out
+
+    assert check(wrong, *extra) is False
+    out = capsys.readouterr().out
+    assert "✗" in out and wrong_msg in out
+
+    def crashes(*a):
+        return 1 / 0
+    assert check(crashes, *extra) is False
+    assert "ZeroDivisionError" in capsys.readouterr().out
+
+
+def test_gpt2_tie_is_counted_once():
+    torch_model = make_model("gpt2", TinyWorld(n_layer=1, d_model=8, n_head=2, d_mlp=16), 20, 8)
+    named = sum(p.numel() for _, p in torch_model.named_parameters(remove_duplicate=False))
+    assert named > sum(p.numel() for p in torch_model.parameters())  # the trap is real
