@@ -650,7 +650,7 @@ def bigram_model(profile=None, device: torch.device | str | None = None,
 # ---------------------------------------------------------------------------
 # Chapter 1 helpers: what the counts say, sampling text, comparing with an LM.
 
-__all__ += ["bigram_counts", "unigram_counts", "context_counts", "zipf_fit",
+__all__ += ["bigram_model", "bigram_counts", "unigram_counts", "context_counts", "zipf_fit",
             "bigram_generate", "surprisal_correlation", "lm_bigram_cross_entropy"]
 
 #: Largest (V + 1) * V table that bigram_counts makes dense (512 MiB of int64).
