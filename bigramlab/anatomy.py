@@ -137,9 +137,11 @@ def parameter_groups(model) -> dict[str, int]:
                                       "bias": 0, "other": 0}
     seen = set()
     for name, p in model.named_parameters(remove_duplicate=False):
-        if p.data_ptr() in seen:  # GPT-2 ties its unembedding to the embedding
+        # GPT-2 ties its unembedding to the embedding: the same Parameter object.
+        # (Not data_ptr(): every tensor on the meta device reports 0.)
+        if id(p) in seen:
             continue
-        seen.add(p.data_ptr())
+        seen.add(id(p))
         if name in maskable:
             m = maskable[name]
             for kind in m.kinds:

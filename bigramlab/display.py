@@ -207,3 +207,37 @@ def plot_surprisal_scatter(lm_bits, bigram_bits, ax=None, max_points: int = 200_
     ax.set_xlabel("bigram surprisal (bits)")
     ax.set_ylabel(label_lm)
     return ax
+
+
+def plot_next_token_grid(bigram, tokenizer, token_ids, k: int = 8, ncols: int = 3):
+    """Next-token bar charts (:func:`plot_next_tokens`) for several contexts side
+    by side: a static stand-in for :func:`bigram_explorer`. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    token_ids = list(token_ids)
+    nrows = -(-len(token_ids) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, (0.26 * k + 1.1) * nrows),
+                             squeeze=False)
+    for ax, t in zip(axes.flat, token_ids):
+        plot_next_tokens(bigram, tokenizer, t, k, ax=ax)
+        ax.set_xlabel("")
+    for ax in list(axes.flat)[len(token_ids):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def surprisal_rows(tokenizer, ids, columns: dict, start: int = 0, stop: int | None = None
+                   ) -> list[dict]:
+    """Per-token table rows for one sequence: predicted token ``ids[t + 1]`` and,
+    for each named column of (seq - 1,) surprisals (bits), its value at t.
+    ``start``/``stop`` select positions t. Feed the rows to :func:`format_table`."""
+    ids = [int(i) for i in ids]
+    stop = len(ids) - 1 if stop is None else min(stop, len(ids) - 1)
+    rows = []
+    for t in range(start, stop):
+        row = {"t": t + 1, "token": token_label(tokenizer, ids[t + 1])}
+        for name, bits in columns.items():
+            row[name] = float(bits[t])
+        rows.append(row)
+    return rows

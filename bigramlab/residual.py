@@ -23,6 +23,7 @@ The logit lens {nostalgebraist 2020} reads any ``h_l`` as a prediction:
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -57,7 +58,8 @@ def hidden_states(model, input_ids: torch.Tensor,
     model's device, ``[h_0, ..., h_L]``, with ``h_L`` taken *before* the final
     layer norm (METHOD.md section 4).
 
-    ``input_ids`` is (batch, seq) or (seq,) (then batch = 1)."""
+    ``input_ids`` is (batch, seq) or (seq,) (then batch = 1). Computed without
+    gradients: this reads the stream, it does not train through it."""
     if input_ids.dim() == 1:
         input_ids = input_ids[None]
     device = _device(model)
@@ -112,21 +114,46 @@ def residual_writes(model, input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
+def _lens_batches(model, input_ids: torch.Tensor, batch_size: int):
+    """Per batch of sequences: (surprisal in bits, top-1 token) of the logit lens at
+    every layer, each (L + 1, batch, seq - 1), on the CPU. One layer's logits
+    (batch, seq, vocab) at a time, so memory stays at one model output."""
+    if input_ids.dim() == 1:
+        input_ids = input_ids[None]
+    for start in range(0, input_ids.shape[0], batch_size):
+        ids = input_ids[start:start + batch_size].to(_device(model))
+        hidden = hidden_states(model, ids)
+        target = ids[:, 1:, None]
+        bits, top = [], []
+        for layer in range(hidden.shape[0]):
+            logp = torch.log_softmax(logit_lens(model, hidden[layer, :, :-1]).float(), dim=-1)
+            bits.append(-logp.gather(-1, target)[..., 0].cpu() / math.log(2))
+            top.append(logp.argmax(-1).cpu())
+        yield torch.stack(bits), torch.stack(top)
+
+
 def lens_surprisal(model, input_ids: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
     """Surprisal in **bits** of the actual next token under the logit lens at
     every layer: a (L + 1, batch, seq - 1) float tensor on the CPU; entry
     [l, b, i] is ``-log2 softmax(unembed(ln_f(h_l)))[input_ids[b, i + 1]]`` at
     position i. Layer L is the model's own surprisal. Probabilities: ``2 ** -s``."""
-    if input_ids.dim() == 1:
-        input_ids = input_ids[None]
-    out = []
-    for start in range(0, input_ids.shape[0], batch_size):
-        ids = input_ids[start:start + batch_size].to(_device(model))
-        logits = logit_lens(model, hidden_states(model, ids))[:, :, :-1].float()
-        logp = torch.log_softmax(logits, dim=-1)
-        target = ids[None, :, 1:, None].expand(logp.shape[0], -1, -1, 1)
-        out.append(-logp.gather(-1, target)[..., 0].cpu() / math.log(2))
-    return torch.cat(out, dim=1)
+    return torch.cat([bits for bits, _ in _lens_batches(model, input_ids, batch_size)], dim=1)
+
+
+def lens_stats(model, input_ids: torch.Tensor, batch_size: int = 8) -> list[dict]:
+    """One row per layer l = 0..L of the logit lens over every next-token position
+    of ``input_ids`` (batch, seq): ``surprisal_bits`` (mean surprisal of the
+    actual next token, bits), ``top1_acc`` (share of positions whose top-1 token
+    is the actual next token, 0-1) and ``agrees_with_model`` (share whose top-1
+    token is the full model's own top-1, 0-1)."""
+    bits, top = map(lambda xs: torch.cat(xs, dim=1),
+                    zip(*_lens_batches(model, input_ids, batch_size)))
+    ids = input_ids if input_ids.dim() == 2 else input_ids[None]
+    target = ids[:, 1:].cpu()
+    return [dict(layer=layer, surprisal_bits=float(bits[layer].double().mean()),
+                 top1_acc=float((top[layer] == target).double().mean()),
+                 agrees_with_model=float((top[layer] == top[-1]).double().mean()))
+            for layer in range(bits.shape[0])]
 
 
 def lens_top_tokens(model, tokenizer, input_ids: torch.Tensor) -> list[dict]:
@@ -169,3 +196,51 @@ def plot_lens_heatmap(probs: torch.Tensor, tokens: list[str], ax=None,
     ax.set_title(title)
     plt.colorbar(im, ax=ax, fraction=0.03)
     return ax
+
+
+@contextmanager
+def zero_head_output(model, layer: int, head: int):
+    """Within the ``with`` block, attention head ``head`` of block ``layer`` writes
+    nothing: its slice of the attention output (the input of the output projection,
+    ``head_size`` columns per head) is set to zero by a forward pre-hook."""
+    arch = architecture(model)
+    block = blocks(model)[layer]
+    o_proj = block.attention.dense if arch == "gpt_neox" else block.attn.c_proj
+    n_heads = model.config.num_attention_heads if arch == "gpt_neox" else model.config.n_head
+    hs = model.config.hidden_size // n_heads
+
+    def hook(module, args):
+        x = args[0].clone()
+        x[..., head * hs:(head + 1) * hs] = 0
+        return (x, *args[1:])
+    handle = o_proj.register_forward_pre_hook(hook)
+    try:
+        yield model
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def zeroed(model, entries: dict[str, torch.Tensor]):
+    """Within the ``with`` block, the parameter entries selected by each bool
+    mask in ``entries`` (parameter name -> bool tensor of the parameter's shape)
+    are zero; the original values are restored on exit."""
+    params = dict(model.named_parameters())
+    for name, mask in entries.items():  # check everything before changing anything
+        if name not in params:
+            raise KeyError(f"the model has no parameter {name!r}")
+        if tuple(mask.shape) != tuple(params[name].shape):
+            raise ValueError(f"mask for {name} has shape {tuple(mask.shape)}, "
+                             f"the parameter {tuple(params[name].shape)}")
+    saved = {}
+    with torch.no_grad():
+        for name, mask in entries.items():
+            p = params[name]
+            saved[name] = p.detach().clone()
+            p[mask.to(device=p.device, dtype=torch.bool)] = 0
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for name, value in saved.items():
+                params[name].copy_(value)

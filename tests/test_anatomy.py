@@ -145,3 +145,16 @@ def test_unsupported_architecture_is_named():
                                          num_key_value_heads=2))
     with pytest.raises(UnsupportedArchitectureError, match="llama.*load_model"):
         architecture(model)
+
+
+@pytest.mark.parametrize("name", ["pythia-70m", "gpt2"])
+def test_parameter_groups_on_meta_models(name):
+    """Real shapes on the meta device (no weights): groups still add up."""
+    from bigramlab.models import make_meta_model
+    model = make_meta_model(name)
+    groups = parameter_groups(model)
+    assert sum(groups.values()) == sum(p.numel() for p in model.parameters())
+    assert sum(groups[k] for k in KINDS) == count_maskable(model)
+    if name == "pythia-70m":
+        assert count_maskable(model) == 18_874_368
+        assert groups["embedding"] == groups["unembedding"] == 50304 * 512

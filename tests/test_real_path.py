@@ -79,3 +79,23 @@ def test_cli_info_and_build_errors(tmp_path):
     assert bad.returncode == 2 and "valid profiles" in bad.stderr and "Traceback" not in bad.stderr
     real = run("build", "--profile", "gpt2")
     assert real.returncode == 2 and "tiny world" in real.stderr
+
+
+def test_bigram_model_counts_a_streamed_real_corpus(local_hub):
+    """Counting on the real path: streamed with datasets, tokenized with the
+    model's own tokenizer, counted once and cached; checked against a naive count."""
+    from collections import Counter
+
+    from bigramlab.bigrams import bigram_model
+    profile, _, tok, _ = local_hub
+    bigram = bigram_model(profile, device="cpu", progress=False)
+    train = load_corpus(profile, "train")
+    naive = Counter()
+    for row in train.tolist():
+        for a, b in zip([len(tok)] + row[:-1], row):
+            naive[a, b] += 1
+    for (a, b), c in list(naive.items())[:200]:
+        total = sum(v for (x, _), v in naive.items() if x == a)
+        assert abs(float(bigram.prob(torch.tensor(a), torch.tensor(b))) - c / total) < 1e-6
+    again = bigram_model(profile, device="cpu", progress=False)  # from the cache
+    assert again.nnz == bigram.nnz == len(naive)

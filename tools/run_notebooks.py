@@ -30,8 +30,10 @@ def notebooks(args: list[str]) -> list[Path]:
 
 def run(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:  # no timestamps: re-running must not change unchanged outputs
+        cell.metadata.pop("execution", None)
     t = time.perf_counter()
-    NotebookClient(nb, timeout=1800, kernel_name="python3",
+    NotebookClient(nb, timeout=1800, kernel_name="python3", record_timing=False,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     nbformat.write(nb, path)
     subprocess.run([sys.executable, "-m", "jupytext", "--sync", "--quiet", str(path)], check=True)

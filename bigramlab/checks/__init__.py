@@ -7,5 +7,11 @@ them as ``checks.check_<name>(...)``.
 """
 
 from .ch00 import check_count_parameters, check_log_spaced_steps, check_tokens_per_word
+from .ch01 import (check_bigram_probs, check_correlation, check_count_bigrams,
+                   check_surprisal_bits)
+from .ch02 import check_count_maskable, check_head_slice, check_logit_lens_at
 
 __all__ = ["check_count_parameters", "check_log_spaced_steps", "check_tokens_per_word"]
+__all__ += ["check_count_bigrams", "check_bigram_probs", "check_surprisal_bits",
+            "check_correlation"]
+__all__ += ["check_count_maskable", "check_head_slice", "check_logit_lens_at"]

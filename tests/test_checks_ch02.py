@@ -1,0 +1,159 @@
+"""Chapter 2 exercise checks: they pass right answers, say 'not implemented yet'
+for stubs, name the problem for plausible wrong answers, and never raise."""
+
+import pytest
+import torch
+
+from bigramlab import checks
+from bigramlab.residual import final_layer_norm, unembedding
+
+MASKED = {"gpt_neox": ("attention.query_key_value", "attention.dense", "mlp.dense_h_to_4h",
+                       "mlp.dense_4h_to_h"),
+          "gpt2": ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")}
+
+
+def _block_params(model, suffix):
+    prefix = "gpt_neox.layers." if model.config.model_type == "gpt_neox" else "transformer.h."
+    return [p for n, p in model.named_parameters()
+            if n.startswith(prefix) and n.endswith(suffix)
+            and n.removesuffix(suffix).split(".", 3)[-1] in MASKED[model.config.model_type]]
+
+
+# --- Exercise 2.1 -------------------------------------------------------------
+
+def count_right(model):
+    return sum(p.numel() for p in _block_params(model, ".weight"))
+
+
+def count_with_biases(model):
+    return count_right(model) + sum(p.numel() for p in _block_params(model, ".bias"))
+
+
+def count_everything(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_linear(model):
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+
+
+# --- Exercise 2.2 -------------------------------------------------------------
+
+def slice_right(weight, head, kind, n_heads):
+    hs = weight.shape[1] // n_heads
+    start = (3 * head + "qkv".index(kind)) * hs
+    return weight[start:start + hs]
+
+
+def slice_qkv_blocks(weight, head, kind, n_heads):  # the [Q|K|V] mistake
+    d = weight.shape[1]
+    hs = d // n_heads
+    start = "qkv".index(kind) * d + head * hs
+    return weight[start:start + hs]
+
+
+def slice_transposed(weight, head, kind, n_heads):
+    return slice_right(weight, head, kind, n_heads).T
+
+
+def slice_kqv_order(weight, head, kind, n_heads):  # per head, but [k q v]
+    hs = weight.shape[1] // n_heads
+    start = (3 * head + "kqv".index(kind)) * hs
+    return weight[start:start + hs]
+
+
+# --- Exercise 2.3 -------------------------------------------------------------
+
+def lens_right(model, input_ids, layer, position):
+    with torch.no_grad():
+        states = model(input_ids, output_hidden_states=True).hidden_states
+        h = states[layer][0, position]
+        if layer < len(states) - 1:  # the last state is already normalised
+            h = final_layer_norm(model)(h)
+        return unembedding(model)(h)
+
+
+def lens_norm_twice(model, input_ids, layer, position):
+    with torch.no_grad():
+        h = model(input_ids, output_hidden_states=True).hidden_states[layer][0, position]
+        return unembedding(model)(final_layer_norm(model)(h))
+
+
+def lens_no_norm(model, input_ids, layer, position):
+    with torch.no_grad():
+        states = model(input_ids, output_hidden_states=True).hidden_states
+        if layer == len(states) - 1:
+            return model(input_ids).logits[0, position]
+        return unembedding(model)(states[layer][0, position])
+
+
+def lens_probs(model, input_ids, layer, position):
+    return torch.softmax(lens_right(model, input_ids, layer, position), -1)
+
+
+def lens_off_by_one(model, input_ids, layer, position):
+    n = model.config.num_hidden_layers if hasattr(model.config, "num_hidden_layers") else 0
+    return lens_right(model, input_ids, min(layer + 1, n), position)
+
+
+CHECKS = {
+    "count": (checks.check_count_maskable, count_right),
+    "slice": (checks.check_head_slice, slice_right),
+    "lens": (checks.check_logit_lens_at, lens_right),
+}
+
+WRONG = [
+    ("count", count_with_biases, "biases"),
+    ("count", count_everything, "every parameter"),
+    ("count", count_linear, "unembedding"),        # GPT-NeoX: lm_head is an nn.Linear
+    ("slice", slice_qkv_blocks, "[Q all heads | K | V]"),
+    ("slice", slice_transposed, "transpose"),
+    ("slice", slice_kqv_order, "instead of head"),
+    ("lens", lens_norm_twice, "final layer norm twice"),
+    ("lens", lens_no_norm, "apply the final layer norm"),
+    ("lens", lens_probs, "not (log-)probabilities"),
+    ("lens", lens_off_by_one, "you read layer"),
+]
+
+
+@pytest.mark.parametrize("which", list(CHECKS))
+def test_right_stub_and_crash(which, capsys):
+    check, right = CHECKS[which]
+    assert check(right) is True
+    assert "✓" in capsys.readouterr().out
+
+    assert check(lambda *a: None) is False  # the generated stub returns None
+    assert "not implemented yet" in capsys.readouterr().out
+
+    def raises(*a):
+        raise NotImplementedError
+    assert check(raises) is False
+    assert "not implemented yet" in capsys.readouterr().out
+
+    def crashes(*a):
+        return 1 / 0
+    assert check(crashes) is False
+    assert "ZeroDivisionError" in capsys.readouterr().out
+
+    assert check(lambda *a: "seven") is False  # not a number or tensor: said, not raised
+    assert "✗" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("which,wrong,message", WRONG, ids=[w[1].__name__ for w in WRONG])
+def test_wrong_answer_is_named(which, wrong, message, capsys):
+    check, _ = CHECKS[which]
+    assert check(wrong) is False
+    out = capsys.readouterr().out
+    assert "✗" in out and message in out, out
+
+
+def test_gpt2_conv1d_mistake_is_named(capsys):
+    """Counting nn.Linear weights passes GPT-NeoX's blocks (plus its unembedding)
+    but misses GPT-2's Conv1D blocks entirely."""
+    def linear_blocks_only(model):
+        return sum(m.weight.numel() for n, m in model.named_modules()
+                   if isinstance(m, torch.nn.Linear) and "lm_head" not in n
+                   and "embed_out" not in n) or count_linear(model)
+    assert checks.check_count_maskable(linear_blocks_only) is False
+    out = capsys.readouterr().out
+    assert "Conv1D" in out, out
