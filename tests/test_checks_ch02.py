@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from bigramlab import checks
+from tests.check_contract import assert_check_contract
 from bigramlab.residual import final_layer_norm, unembedding
 
 MASKED = {"gpt_neox": ("attention.query_key_value", "attention.dense", "mlp.dense_h_to_4h",
@@ -119,21 +120,7 @@ WRONG = [
 @pytest.mark.parametrize("which", list(CHECKS))
 def test_right_stub_and_crash(which, capsys):
     check, right = CHECKS[which]
-    assert check(right) is True
-    assert "✓" in capsys.readouterr().out
-
-    assert check(lambda *a: None) is False  # the generated stub returns None
-    assert "not implemented yet" in capsys.readouterr().out
-
-    def raises(*a):
-        raise NotImplementedError
-    assert check(raises) is False
-    assert "not implemented yet" in capsys.readouterr().out
-
-    def crashes(*a):
-        return 1 / 0
-    assert check(crashes) is False
-    assert "ZeroDivisionError" in capsys.readouterr().out
+    assert_check_contract(check, right, capsys=capsys)
 
     assert check(lambda *a: "seven") is False  # not a number or tensor: said, not raised
     assert "✗" in capsys.readouterr().out

@@ -1,0 +1,22 @@
+"""The contract every exercise check keeps, asserted in one place: a right answer
+passes with ✓, the generated stub (returns None) and a raised NotImplementedError
+say "not implemented yet", and a crash in the student's code is reported by
+name, never raised."""
+
+
+def assert_check_contract(check, right, *extra, capsys):
+    assert check(right, *extra) is True
+    assert "✓" in capsys.readouterr().out
+
+    assert check(lambda *a: None, *extra) is False  # the generated stub returns None
+    assert "not implemented yet" in capsys.readouterr().out
+
+    def raises(*a):
+        raise NotImplementedError
+    assert check(raises, *extra) is False
+    assert "not implemented yet" in capsys.readouterr().out
+
+    def crashes(*a):
+        return 1 / 0
+    assert check(crashes, *extra) is False
+    assert "ZeroDivisionError" in capsys.readouterr().out
