@@ -34,7 +34,7 @@ answers for it (itself if it was seen, else row ``V + 1``).  So the backoff
 rule is applied in exactly one place, and every query below is "look up a
 row".
 
-Everything is a torch tensor on ``model.device``; nothing calls ``.cuda()``
+Everything is a torch tensor on ``model.device``; nothing pins a device by name
 or goes through numpy, so the same code counts and answers on CPU or GPU.
 Probabilities, surprisals and entropies are returned as float32.
 """

@@ -10,8 +10,12 @@ from .ch00 import check_count_parameters, check_log_spaced_steps, check_tokens_p
 from .ch01 import (check_bigram_probs, check_correlation, check_count_bigrams,
                    check_surprisal_bits)
 from .ch02 import check_count_maskable, check_head_slice, check_logit_lens_at
+from .ch03 import (check_density_penalty, check_kept_per_layer, check_should_stop,
+                   check_soft_mask, check_temperature)
 
 __all__ = ["check_count_parameters", "check_log_spaced_steps", "check_tokens_per_word"]
 __all__ += ["check_count_bigrams", "check_bigram_probs", "check_surprisal_bits",
             "check_correlation"]
 __all__ += ["check_count_maskable", "check_head_slice", "check_logit_lens_at"]
+__all__ += ["check_soft_mask", "check_density_penalty", "check_temperature",
+            "check_should_stop", "check_kept_per_layer"]

@@ -1,0 +1,201 @@
+"""Checks for the exercises of Chapter 3 (continuous sparsification).
+
+The answers come from bigramlab itself: ``sparsify.soft_masks``,
+``sparsify.density_penalty``, the temperature schedule of ``sparsify``
+(T = temp_growth ** steps), ``sparsify.should_stop`` and
+``Subnetwork.counts_by_layer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ._core import Wrong, call, run
+
+
+def _tensor(got, what: str) -> torch.Tensor:
+    try:
+        return torch.as_tensor(got).detach().cpu()
+    except Exception as e:
+        raise Wrong(f"{what}: expected a tensor, got {type(got).__name__}") from e
+
+
+def _float(got, what: str) -> float:
+    try:
+        return float(got.detach()) if isinstance(got, torch.Tensor) else float(got)
+    except Exception as e:
+        raise Wrong(f"{what}: expected a number, got {type(got).__name__}") from e
+
+
+def _logits(seed: int = 0) -> dict[str, torch.Tensor]:
+    """Two mask-logit matrices of different sizes, with a W == 0 entry (-1e6)."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(6, 4, generator=g) * 3
+    a[0, 0] = -1e6
+    return {"a": a, "b": torch.randn(2, 3, generator=g) * 3 + 1}
+
+
+# ---------------------------------------------------------------------------
+# Exercise 3.1: soft mask and density penalty
+
+
+def check_soft_mask(fn: Callable) -> bool:
+    """Exercise 3.1a: ``fn(s, T)`` -> the soft mask sigmoid(T * s), same shape as s."""
+    from ..sparsify import soft_masks
+
+    def body():
+        for T in (1.0, 2.5, 40.0):
+            s = _logits()["a"]
+            want = soft_masks({"a": s}, T)["a"]
+            got = _tensor(call(fn, s.clone(), T), f"soft_mask(s, T={T})")
+            if got.shape != want.shape:
+                raise Wrong(f"soft_mask: expected shape {tuple(want.shape)}, got {tuple(got.shape)}")
+            if torch.allclose(got.float(), torch.sigmoid(s / T), atol=1e-6) and T != 1.0:
+                raise Wrong(f"at T = {T} you divided by the temperature: the mask is "
+                            "sigmoid(T * s), and a growing T pushes it towards 0 or 1")
+            if not torch.allclose(got.float(), want, atol=1e-6):
+                raise Wrong(f"soft_mask(s, T={T}) differs from sigmoid(T * s)")
+    return run("Exercise 3.1a (soft mask)", body)
+
+
+def check_density_penalty(fn: Callable) -> bool:
+    """Exercise 3.1b: ``fn(soft, lam)`` -> lam * (sum of all soft-mask entries) / N."""
+    from ..sparsify import density_penalty, soft_masks
+
+    def body():
+        for lam, T in ((1.0, 1.0), (10.0, 3.0), (0.0, 1.0)):
+            soft = soft_masks(_logits(), T)
+            want = float(density_penalty(soft, lam))
+            got = _float(call(fn, {n: m.clone() for n, m in soft.items()}, lam),
+                         f"density_penalty(lam={lam})")
+            per_matrix = lam * sum(float(m.mean()) for m in soft.values()) / len(soft)
+            if lam and abs(got - per_matrix) < 1e-6 and abs(want - per_matrix) > 1e-6:
+                raise Wrong("you averaged the per-matrix means: every entry counts once, "
+                            "so divide the total sum by the total number of entries N")
+            if lam and abs(got - lam * sum(float(m.sum()) for m in soft.values())) < 1e-4:
+                raise Wrong("divide the sum by N, the number of mask entries, so lambda does "
+                            "not depend on the model's size")
+            if abs(got - want) > 1e-5 * max(1.0, abs(want)):
+                raise Wrong(f"density_penalty(lam={lam}) gave {got:.6f}, expected {want:.6f}")
+    return run("Exercise 3.1b (density penalty)", body)
+
+
+# ---------------------------------------------------------------------------
+# Exercise 3.2: temperature schedule and early stop
+
+
+def check_temperature(fn: Callable) -> bool:
+    """Exercise 3.2a: ``fn(step, growth)`` -> T after ``step`` optimizer steps, from T = 1."""
+    def body():
+        for step, growth in ((0, 1.001), (1, 1.001), (10, 1.01), (500, 1.01), (15_000, 1.001)):
+            want = growth ** step
+            got = _float(call(fn, step, growth), f"temperature({step}, {growth})")
+            if abs(got - growth ** (step + 1)) < 1e-9 * want:
+                raise Wrong("off by one: T starts at 1 (step 0) and is multiplied once per step")
+            if step and abs(got - (1 + (growth - 1) * step)) < 1e-9 * want and want > 1.01:
+                raise Wrong("T grows geometrically (multiplied by growth every step), "
+                            "not linearly")
+            if abs(got - want) > 1e-9 * want:
+                raise Wrong(f"temperature({step}, {growth}) gave {got:.6g}, expected {want:.6g}")
+    return run("Exercise 3.2a (temperature schedule)", body)
+
+
+def _stop_cases():
+    """(soft masks, expected stop) pairs, including edge cases."""
+    from ..sparsify import should_stop
+
+    cases = []
+    g = torch.Generator().manual_seed(1)
+    decided = torch.cat([torch.full((1000,), 0.99), torch.full((9000,), 0.01)])
+    for n_undecided in (0, 5, 9, 10, 11, 50, 200):
+        m = torch.cat([decided, torch.full((n_undecided,), 0.5)])
+        cases.append({"a": m[torch.randperm(m.numel(), generator=g)].view(-1, 1)})
+    cases.append({"a": torch.full((50,), 0.01)})  # empty mask: never stops
+    cases.append({"a": torch.full((50,), 0.95), "b": torch.full((3, 3), 0.5)})
+    cases.append({"a": torch.tensor([0.9, 0.1, 0.95]), "b": torch.tensor([[0.5]])})
+    # should_stop takes logits and T: at T = 1 the soft mask is sigmoid(s), so s = logit(m)
+    return [(c, should_stop({n: torch.logit(m.double()).float() for n, m in c.items()}, 1.0))
+            for c in cases]
+
+
+def check_should_stop(fn: Callable) -> bool:
+    """Exercise 3.2b: ``fn(soft)`` -> True when fewer than 1% of the entries above 0.9
+    are undecided (0.1 < soft < 0.9): the paper's early stop."""
+    def body():
+        rows = []  # (got, want, undecided, above, all entries)
+        for soft, want in _stop_cases():
+            got = bool(call(fn, {n: m.clone() for n, m in soft.items()}))
+            undecided = sum(int(((m > 0.1) & (m < 0.9)).sum()) for m in soft.values())
+            above = sum(int((m > 0.9).sum()) for m in soft.values())
+            rows.append((got, want, undecided, above, sum(m.numel() for m in soft.values())))
+        if all(g == w for g, w, *_ in rows):
+            return
+        if all(g == (u < 0.01 * n) for g, _, u, a, n in rows):
+            raise Wrong("compare the undecided entries with 1% of the entries ABOVE 0.9 "
+                        "(the kept part), not with 1% of all entries")
+        if all(g == (w or a == 0) for g, w, u, a, n in rows):
+            raise Wrong("a mask with no entry above 0.9 (heading to empty) never stops "
+                        "early: 0 undecided is not fewer than 1% of 0")
+        if all(g == (u <= 0.01 * a) for g, _, u, a, n in rows):
+            raise Wrong("the undecided entries must be strictly fewer than 1% of those "
+                        "above 0.9: use <, not <=")
+        got, want, undecided, above, _ = next(r for r in rows if r[0] != r[1])
+        raise Wrong(f"with {undecided} undecided and {above} entries above 0.9 the run "
+                    f"should {'stop' if want else 'go on'}; yours says "
+                    f"{'stop' if got else 'go on'}")
+    return run("Exercise 3.2b (early stop)", body)
+
+
+# ---------------------------------------------------------------------------
+# Exercise 3.3: kept parameters per layer
+
+
+def _model(arch: str):
+    from ..models import make_model
+    from ..profiles import TinyWorld
+
+    torch.manual_seed(0)
+    return make_model(arch, TinyWorld(n_layer=3, d_model=16, n_head=2, d_mlp=32), 40, 12).eval()
+
+
+def _random_subnetwork(model, seed: int):
+    from ..anatomy import maskable_matrices
+    from ..subnetwork import Subnetwork
+
+    g = torch.Generator().manual_seed(seed)
+    masks = {}
+    for i, m in enumerate(maskable_matrices(model)):  # a different density per matrix
+        masks[m.name] = torch.rand(m.shape, generator=g) < (0.05 + 0.1 * i)
+    return Subnetwork(masks, "check")
+
+
+def check_kept_per_layer(fn: Callable) -> bool:
+    """Exercise 3.3: ``fn(model, mask)`` -> {layer index: kept entries in that layer}."""
+    def body():
+        for arch in ("gpt_neox", "gpt2"):
+            model = _model(arch)
+            sub = _random_subnetwork(model, seed=3)
+            want = sub.counts_by_layer(model)
+            got = call(fn, model, dict(sub))
+            try:
+                got = {int(k): v for k, v in dict(got).items()}
+            except Exception as e:
+                raise Wrong(f"expected a dict {{layer: count}}, got {type(got).__name__}") from e
+            if set(got) != set(want):
+                raise Wrong(f"{arch}: expected layers {sorted(want)}, got keys {sorted(got)}")
+            totals = {}
+            for name, m in sub.items():
+                layer = int(name.split(".")[2])
+                totals[layer] = totals.get(layer, 0) + m.numel()
+            vals = {k: float(v) for k, v in got.items()}
+            if all(abs(vals[k] - want[k] / totals[k]) < 1e-6 for k in want):
+                raise Wrong("you returned shares; the exercise asks for counts of kept entries")
+            if all(abs(vals[k] - totals[k]) < 0.5 for k in want):
+                raise Wrong("you counted all entries of each layer; count only the kept ones "
+                            "(True in the mask)")
+            for k in sorted(want):
+                if vals[k] != want[k]:
+                    raise Wrong(f"{arch}: layer {k} keeps {want[k]} entries, you gave {got[k]}")
+    return run("Exercise 3.3 (kept parameters per layer)", body)

@@ -1,0 +1,118 @@
+"""Experiments the chapters run: train a subnetwork (cached on disk), evaluate it.
+
+* :func:`train_subnetwork` trains a mask with :func:`bigramlab.sparsify.sparsify`
+  for a profile's model at a checkpoint, against the bigram target or the full
+  model's own distribution. The result is cached under ``mask-<key>``, the key
+  covering everything that determines it (the profile's model, corpus and
+  world, the checkpoint, the target and every field of the config), so a
+  notebook, its solutions and CI train each mask once.
+* :func:`evaluate_subnetwork` measures a subnetwork as METHOD.md section 3 does:
+  Pearson r of its per-token surprisals with the bigram surprisals on the
+  eval split (infinite bigram surprisals replaced by the largest finite value,
+  and dropped), the cross-entropy from the bigram distribution to it, and its
+  size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import torch
+
+__all__ = ["mask_config", "train_subnetwork", "evaluate_subnetwork", "TARGETS"]
+
+TARGETS = ("bigram", "full")
+_FORMAT_VERSION = 1
+
+
+def mask_config(profile=None, lam: float | None = None, **changes):
+    """The profile's ``SparsifyConfig`` (lambda ``lam`` or its default_lambda), plus ``changes``."""
+    from .sparsify import SparsifyConfig
+
+    return SparsifyConfig.from_profile(profile, lam, **changes)
+
+
+@functools.lru_cache(maxsize=4)
+def _world(profile_key: str, profile, checkpoint):
+    """(model, bigram) of a profile at a checkpoint on the CPU... or the default device."""
+    from .bigrams import bigram_model
+    from .models import load_model
+
+    model, _ = load_model(profile, checkpoint)
+    device = next(model.parameters()).device
+    return model, bigram_model(profile, device=device, progress=False)
+
+
+def _loaded(profile, checkpoint):
+    return _world(profile.key(), profile, checkpoint)
+
+
+def train_subnetwork(profile=None, lam: float | None = None, checkpoint: str | None = None,
+                     target: str = "bigram", progress: bool = True, **changes):
+    """A ``SparsifyResult`` for ``profile``'s model at ``checkpoint`` (default: final).
+
+    lam      lambda (default: the profile's ``default_lambda``); +-inf give the
+             empty / full endpoints without training.
+    target   ``"bigram"`` (the bigram subnetwork) or ``"full"`` (the model's own
+             distribution: the "optimal" subnetwork).
+    changes  any other ``SparsifyConfig`` field, e.g. ``max_steps=200``.
+
+    Trained once and cached on disk (``mask-<key>``); a later call with the same
+    profile, checkpoint, target and config loads it (a killed run resumes)."""
+    from .cache import cached, key_of
+    from .corpus import load_corpus
+    from .profiles import get_profile
+    from .sparsify import BigramTarget, FullModelTarget, sparsify
+
+    p = get_profile(profile)
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; use one of {TARGETS}")
+    checkpoint = checkpoint or p.final_checkpoint
+    config = mask_config(p, lam, **changes)
+    model, bigram = _loaded(p, checkpoint)
+    tgt = BigramTarget(bigram) if target == "bigram" else FullModelTarget()
+    train = load_corpus(p, "train")
+    if config.lam == float("inf") or config.lam == float("-inf"):
+        return sparsify(model, train, tgt, config, progress=False)
+    key = key_of(_FORMAT_VERSION, p.key("model_id", "corpus", "seq_len", "n_train_seqs",
+                                        "n_eval_seqs", "world"),
+                 checkpoint, target, dataclasses.asdict(config))
+
+    def build(out):
+        res = sparsify(model, train, tgt, config, state_dir=out, progress=progress)
+        return {"profile": p.name, "checkpoint": checkpoint, "target": target,
+                "lambda": config.lam, "steps": res.steps, "kept": res.kept_count}
+
+    folder = cached("mask", key, build)
+    return sparsify(model, train, tgt, config, state_dir=folder, progress=False)
+
+
+@torch.no_grad()
+def evaluate_subnetwork(profile=None, subnetwork=None, checkpoint: str | None = None) -> dict:
+    """How bigram-like ``subnetwork`` (None: the full model) is, on the eval split.
+
+    Returns a dict: ``r_max`` and ``r_drop`` (Pearson r of per-token surprisals
+    with the bigram surprisals; infinite bigram surprisals replaced by the
+    largest finite value / dropped), ``ce_bigram`` (nats, from the bigram
+    distribution to the subnetwork, all positions), ``kept`` (entries) and
+    ``share`` (of the maskable entries)."""
+    from .bigrams import lm_bigram_cross_entropy, surprisal_correlation
+    from .corpus import load_corpus
+    from .profiles import get_profile
+    from .subnetwork import Subnetwork
+    from .surprisal import lm_surprisal
+
+    p = get_profile(profile)
+    checkpoint = checkpoint or p.final_checkpoint
+    model, bigram = _loaded(p, checkpoint)
+    if subnetwork is None:
+        subnetwork = Subnetwork.full(model)
+    ev = load_corpus(p, "eval")
+    s_bigram = bigram.surprisal(ev).cpu()
+    with subnetwork.apply(model):
+        s_sub = lm_surprisal(model, ev)
+        ce = lm_bigram_cross_entropy(model, bigram, ev)
+    return {"r_max": surprisal_correlation(s_sub, s_bigram, inf="max"),
+            "r_drop": surprisal_correlation(s_sub, s_bigram, inf="drop"),
+            "ce_bigram": ce, "kept": subnetwork.count(), "share": subnetwork.share(model)}

@@ -1,0 +1,168 @@
+"""Chapter 3 exercise checks: they pass right answers (written here independently
+of bigramlab), say "not implemented yet" for stubs, name the problem in
+plausible wrong answers, and never raise."""
+
+import math
+
+import pytest
+import torch
+
+from bigramlab import checks
+from tests.check_contract import assert_check_contract
+
+
+# ------------------------------------------------------------ right answers
+def soft_mask(s, T):
+    return 1 / (1 + torch.exp(-T * s))
+
+
+def density_penalty(soft, lam):
+    total = sum(float(m.double().sum()) for m in soft.values())
+    n = sum(m.numel() for m in soft.values())
+    return lam * total / n
+
+
+def temperature(step, growth):
+    T = 1.0
+    for _ in range(step):
+        T *= growth
+    return T
+
+
+def should_stop(soft):
+    undecided = above = 0
+    for m in soft.values():
+        for x in m.reshape(-1).tolist():
+            undecided += 0.1 < x < 0.9
+            above += x > 0.9
+    return undecided < 0.01 * above
+
+
+def kept_per_layer(model, mask):
+    out = {}
+    for name, m in mask.items():
+        layer = int(name.split(".")[2])
+        out[layer] = out.get(layer, 0) + int(m.sum())
+    return out
+
+
+# ------------------------------------------------------------ wrong answers
+def soft_mask_divided(s, T):
+    return torch.sigmoid(s / T)
+
+
+def soft_mask_no_temperature(s, T):
+    return torch.sigmoid(s)
+
+
+def penalty_mean_of_means(soft, lam):
+    return lam * sum(float(m.mean()) for m in soft.values()) / len(soft)
+
+
+def penalty_sum(soft, lam):
+    return lam * sum(float(m.sum()) for m in soft.values())
+
+
+def temperature_off_by_one(step, growth):
+    return growth ** (step + 1)
+
+
+def temperature_linear(step, growth):
+    return 1 + (growth - 1) * step
+
+
+def stop_vs_all_entries(soft):
+    n = sum(m.numel() for m in soft.values())
+    undecided = sum(int(((m > 0.1) & (m < 0.9)).sum()) for m in soft.values())
+    return undecided < 0.01 * n
+
+
+def stop_when_empty(soft):
+    above = sum(int((m > 0.9).sum()) for m in soft.values())
+    return above == 0 or should_stop(soft)
+
+
+def stop_at_or_below(soft):
+    undecided = sum(int(((m > 0.1) & (m < 0.9)).sum()) for m in soft.values())
+    above = sum(int((m > 0.9).sum()) for m in soft.values())
+    return undecided <= 0.01 * above
+
+
+def kept_shares(model, mask):
+    out, tot = kept_per_layer(model, mask), {}
+    for name, m in mask.items():
+        tot[int(name.split(".")[2])] = tot.get(int(name.split(".")[2]), 0) + m.numel()
+    return {k: v / tot[k] for k, v in out.items()}
+
+
+def kept_all_entries(model, mask):
+    return kept_per_layer(model, {n: torch.ones_like(m) for n, m in mask.items()})
+
+
+def kept_mlp_only(model, mask):
+    return kept_per_layer(model, {n: m for n, m in mask.items() if "mlp" in n})
+
+
+CHECKS = {
+    "soft_mask": (checks.check_soft_mask, soft_mask),
+    "penalty": (checks.check_density_penalty, density_penalty),
+    "temperature": (checks.check_temperature, temperature),
+    "stop": (checks.check_should_stop, should_stop),
+    "kept": (checks.check_kept_per_layer, kept_per_layer),
+}
+
+WRONG = [
+    ("soft_mask", soft_mask_divided, "divided by the temperature"),
+    ("soft_mask", soft_mask_no_temperature, "differs from sigmoid(T * s)"),
+    ("penalty", penalty_mean_of_means, "per-matrix means"),
+    ("penalty", penalty_sum, "divide the sum by N"),
+    ("temperature", temperature_off_by_one, "off by one"),
+    ("temperature", temperature_linear, "geometrically"),
+    ("stop", stop_vs_all_entries, "ABOVE 0.9"),
+    ("stop", stop_when_empty, "never stops"),
+    ("stop", stop_at_or_below, "strictly fewer"),
+    ("kept", kept_shares, "shares"),
+    ("kept", kept_all_entries, "all entries"),
+    ("kept", kept_mlp_only, "layer 0 keeps"),
+]
+
+
+@pytest.mark.parametrize("name", list(CHECKS))
+def test_right_stub_and_crash(name, capsys):
+    check, right = CHECKS[name]
+    assert_check_contract(check, right, capsys=capsys)
+
+
+@pytest.mark.parametrize("name,wrong,message", WRONG, ids=[w[1].__name__ for w in WRONG])
+def test_wrong_answers_are_named(name, wrong, message, capsys):
+    check, _ = CHECKS[name]
+    assert check(wrong) is False
+    out = capsys.readouterr().out
+    assert "✗" in out and message in out, out
+
+
+def test_vectorized_solutions_pass(capsys):
+    """The notebook's solutions (vectorized torch) pass too."""
+    def penalty(soft, lam):
+        return lam * torch.cat([m.reshape(-1) for m in soft.values()]).mean()
+
+    def stop(soft):
+        flat = torch.cat([m.reshape(-1) for m in soft.values()])
+        return bool(((flat > 0.1) & (flat < 0.9)).sum() < 0.01 * (flat > 0.9).sum())
+
+    assert checks.check_soft_mask(lambda s, T: torch.sigmoid(T * s))
+    assert checks.check_density_penalty(penalty)
+    assert checks.check_temperature(lambda step, g: g ** step)
+    assert checks.check_should_stop(stop)
+    assert "✗" not in capsys.readouterr().out
+
+
+def test_temperature_reference_matches_sparsify():
+    """T after n steps is temp_growth ** n in sparsify's runs (the check's answer)."""
+    from bigramlab.sparsify import SparsifyConfig, planted_toy, sparsify
+
+    model, x, _, target = planted_toy(d_in=6, d_out=4, n=64)
+    cfg = SparsifyConfig(lam=1.0, lr=1e-2, temp_growth=1.05, max_steps=7, batch_size=16,
+                         stop_share=0.0)
+    res = sparsify(model, x, target, cfg, names=["weight"], progress=False)
+    assert res.steps == 7 and math.isclose(res.temperature, temperature(7, 1.05))

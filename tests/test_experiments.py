@@ -1,0 +1,98 @@
+"""bigramlab.experiments against naive references: a subnetwork's evaluation
+recomputed by hand (weights zeroed in a copy, surprisals and Pearson r from
+scratch), and cached mask training equal to a direct, uncached run."""
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bigramlab import get_profile, load_corpus, load_model
+from bigramlab.bigrams import bigram_model
+from bigramlab.cache import entry_path
+from bigramlab.experiments import evaluate_subnetwork, mask_config, train_subnetwork
+from bigramlab.sparsify import BigramTarget, sparsify
+from bigramlab.subnetwork import Subnetwork
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    p = get_profile("tiny")
+    model, _ = load_model(p, device="cpu")
+    return p, model, bigram_model(p, device="cpu", progress=False)
+
+
+def naive_eval(model, bigram, ev, masks):
+    m = copy.deepcopy(model)
+    params = dict(m.named_parameters())
+    s_lm, s_bg, ce_sum = [], [], 0.0
+    with torch.no_grad():
+        for name, keep in masks.items():
+            params[name].mul_(keep.to(params[name].dtype))
+        for i in range(0, len(ev), 32):
+            x = ev[i:i + 32]
+            logp = torch.log_softmax(m(input_ids=x).logits.double(), -1)
+            s_lm.append(-logp[:, :-1].gather(-1, x[:, 1:, None])[..., 0] / math.log(2))
+            probs = bigram.next_token_probs(x.reshape(-1)).double().view(*x.shape, -1)
+            s_bg.append(-torch.log2(probs[:, :-1].gather(-1, x[:, 1:, None])[..., 0]))
+            terms = probs * logp[..., :probs.shape[-1]]
+            ce_sum += float(-torch.where(probs > 0, terms, 0.0).sum())
+    lm, bg = torch.cat(s_lm).numpy().ravel(), torch.cat(s_bg).numpy().ravel()
+    finite = np.isfinite(bg)
+    r_drop = np.corrcoef(lm[finite], bg[finite])[0, 1]
+    r_max = np.corrcoef(lm, np.where(finite, bg, bg[finite].max()))[0, 1]
+    return r_max, r_drop, ce_sum / ev.numel()
+
+
+@pytest.mark.parametrize("which", ["full", "random"])
+def test_evaluate_matches_naive(tiny, which):
+    p, model, bigram = tiny
+    sub = Subnetwork.full(model)
+    if which == "random":
+        g = torch.Generator().manual_seed(0)
+        sub = Subnetwork({n: torch.rand(m.shape, generator=g) < 0.7 for n, m in sub.items()})
+    got = evaluate_subnetwork(p, sub)
+    r_max, r_drop, ce = naive_eval(model, bigram, load_corpus(p, "eval"), dict(sub))
+    assert got["r_max"] == pytest.approx(r_max, abs=1e-4)
+    assert got["r_drop"] == pytest.approx(r_drop, abs=1e-4)
+    assert got["ce_bigram"] == pytest.approx(ce, rel=1e-4)
+    assert got["kept"] == sum(int(m.sum()) for m in sub.values())
+    assert got["share"] == pytest.approx(got["kept"] / sum(m.numel() for m in sub.values()))
+
+
+def test_evaluate_default_is_full_model(tiny):
+    p, model, _ = tiny
+    assert evaluate_subnetwork(p) == evaluate_subnetwork(p, Subnetwork.full(model))
+
+
+def test_train_is_cached_and_equals_a_direct_run(tiny):
+    p, model, bigram = tiny
+    changes = dict(max_steps=3, batch_size=4)
+    first = train_subnetwork(p, 1.0, progress=False, **changes)
+    again = train_subnetwork(p, 1.0, progress=False, **changes)
+    direct = sparsify(model, load_corpus(p, "train"), BigramTarget(bigram),
+                      mask_config(p, 1.0, **changes), progress=False)
+    assert first.steps == 3 and again.ce == first.ce
+    for name, s in direct.mask_logits.items():
+        assert torch.equal(first.mask_logits[name], s)
+        assert torch.equal(again.mask_logits[name], s)
+    assert first.mask == direct.mask
+
+
+def test_endpoints_and_bad_target(tiny):
+    p, model, _ = tiny
+    n = sum(m.numel() for m in Subnetwork.full(model).values())
+    assert train_subnetwork(p, -math.inf).kept_count == n
+    assert train_subnetwork(p, math.inf).kept_count == 0
+    with pytest.raises(ValueError, match="unknown target"):
+        train_subnetwork(p, 1.0, target="trigram")
+
+
+def test_config_follows_profile():
+    p = get_profile("tiny")
+    cfg = mask_config(p)
+    assert (cfg.lam, cfg.lr, cfg.temp_growth) == (p.default_lambda, p.mask_lr, p.temp_growth)
+    assert mask_config(p, 3.0, max_steps=7).max_steps == 7
+    assert entry_path("mask", "x").name == "mask-x"
