@@ -75,9 +75,11 @@ def train_subnetwork(profile=None, lam: float | None = None, checkpoint: str | N
     train = load_corpus(p, "train")
     if config.lam == float("inf") or config.lam == float("-inf"):
         return sparsify(model, train, tgt, config, progress=False)
+    # The device type is in the key, as for the tiny LM: CUDA and CPU round differently.
     key = key_of(_FORMAT_VERSION, p.key("model_id", "corpus", "seq_len", "n_train_seqs",
                                         "n_eval_seqs", "world"),
-                 checkpoint, target, dataclasses.asdict(config))
+                 checkpoint, target, dataclasses.asdict(config),
+                 next(model.parameters()).device.type)
 
     def build(out):
         res = sparsify(model, train, tgt, config, state_dir=out, progress=progress)
