@@ -20,3 +20,10 @@ def assert_check_contract(check, right, *extra, capsys):
         return 1 / 0
     assert check(crashes, *extra) is False
     assert "ZeroDivisionError" in capsys.readouterr().out
+
+
+def assert_wrong_is_named(check, wrong, message, *extra, capsys):
+    """A plausible wrong answer fails, and the check's line names the mistake."""
+    assert check(wrong, *extra) is False
+    out = capsys.readouterr().out
+    assert "✗" in out and message in out, out

@@ -10,7 +10,7 @@ import torch
 from scipy import stats
 
 from bigramlab import checks
-from tests.check_contract import assert_check_contract
+from tests.check_contract import assert_check_contract, assert_wrong_is_named
 
 
 # ------------------------------------------------------------ right answers
@@ -165,9 +165,7 @@ def test_right_stub_and_crash(name, capsys):
 @pytest.mark.parametrize("name,wrong,message", WRONG, ids=[w[1].__name__ for w in WRONG])
 def test_wrong_answers_are_named(name, wrong, message, capsys):
     check, _ = CHECKS[name]
-    assert check(wrong) is False
-    out = capsys.readouterr().out
-    assert "✗" in out and message in out, out
+    assert_wrong_is_named(check, wrong, message, capsys=capsys)
 
 
 def test_vectorized_solutions_pass(capsys):

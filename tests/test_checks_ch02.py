@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bigramlab import checks
-from tests.check_contract import assert_check_contract
+from tests.check_contract import assert_check_contract, assert_wrong_is_named
 from bigramlab.residual import final_layer_norm, unembedding
 
 MASKED = {"gpt_neox": ("attention.query_key_value", "attention.dense", "mlp.dense_h_to_4h",
@@ -129,9 +129,7 @@ def test_right_stub_and_crash(which, capsys):
 @pytest.mark.parametrize("which,wrong,message", WRONG, ids=[w[1].__name__ for w in WRONG])
 def test_wrong_answer_is_named(which, wrong, message, capsys):
     check, _ = CHECKS[which]
-    assert check(wrong) is False
-    out = capsys.readouterr().out
-    assert "✗" in out and message in out, out
+    assert_wrong_is_named(check, wrong, message, capsys=capsys)
 
 
 def test_gpt2_conv1d_mistake_is_named(capsys):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bigramlab import checks
-from tests.check_contract import assert_check_contract
+from tests.check_contract import assert_check_contract, assert_wrong_is_named
 
 
 # ------------------------------------------------------------ right answers
@@ -136,9 +136,7 @@ def test_right_stub_and_crash(name, capsys):
 @pytest.mark.parametrize("name,wrong,message", WRONG, ids=[w[1].__name__ for w in WRONG])
 def test_wrong_answers_are_named(name, wrong, message, capsys):
     check, _ = CHECKS[name]
-    assert check(wrong) is False
-    out = capsys.readouterr().out
-    assert "✗" in out and message in out, out
+    assert_wrong_is_named(check, wrong, message, capsys=capsys)
 
 
 def test_vectorized_solutions_pass(capsys):
