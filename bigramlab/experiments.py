@@ -6,6 +6,9 @@
   covering everything that determines it (the profile's model, corpus and
   world, the checkpoint, the target and every field of the config), so a
   notebook, its solutions and CI train each mask once.
+* :func:`reference_subnetwork` gives a second bigram subnetwork to set beside
+  one trained here: the authors' released mask (real profiles) or, where
+  nothing is released (tiny), the same training with another data order.
 * :func:`evaluate_subnetwork` measures a subnetwork as METHOD.md section 3 does:
   Pearson r of its per-token surprisals with the bigram surprisals on the
   eval split (infinite bigram surprisals replaced by the largest finite value,
@@ -20,7 +23,8 @@ import functools
 
 import torch
 
-__all__ = ["mask_config", "train_subnetwork", "evaluate_subnetwork", "TARGETS"]
+__all__ = ["mask_config", "train_subnetwork", "evaluate_subnetwork", "reference_subnetwork",
+           "TARGETS"]
 
 TARGETS = ("bigram", "full")
 _FORMAT_VERSION = 1
@@ -97,13 +101,14 @@ def evaluate_subnetwork(profile=None, subnetwork=None, checkpoint: str | None = 
     Returns a dict: ``r_max`` and ``r_drop`` (Pearson r of per-token surprisals
     with the bigram surprisals; infinite bigram surprisals replaced by the
     largest finite value / dropped), ``ce_bigram`` (nats, from the bigram
-    distribution to the subnetwork, all positions), ``kept`` (entries) and
-    ``share`` (of the maskable entries)."""
-    from .bigrams import lm_bigram_cross_entropy, surprisal_correlation
+    distribution to the subnetwork, all positions), ``ce_lm`` (nats, the
+    subnetwork's own language-modelling loss on the eval text), ``kept``
+    (entries) and ``share`` (of the maskable entries)."""
+    from .bigrams import surprisal_correlation
     from .corpus import load_corpus
     from .profiles import get_profile
     from .subnetwork import Subnetwork
-    from .surprisal import lm_surprisal
+    from .surprisal import cross_entropy_nats, logits_surprisal
 
     p = get_profile(profile)
     checkpoint = checkpoint or p.final_checkpoint
@@ -111,10 +116,49 @@ def evaluate_subnetwork(profile=None, subnetwork=None, checkpoint: str | None = 
     if subnetwork is None:
         subnetwork = Subnetwork.full(model)
     ev = load_corpus(p, "eval")
-    s_bigram = bigram.surprisal(ev).cpu()
+    s_bigram = _bigram_surprisal(p.key(), p)
+    device = next(model.parameters()).device
+    parts, ce_sum = [], 0.0
     with subnetwork.apply(model):
-        s_sub = lm_surprisal(model, ev)
-        ce = lm_bigram_cross_entropy(model, bigram, ev)
+        # one forward pass per batch serves both measures
+        for i in range(0, len(ev), 32):
+            x = ev[i:i + 32].to(device)
+            logits = model(input_ids=x).logits
+            parts.append(logits_surprisal(logits, x).cpu())
+            ce_sum += float(bigram.cross_entropy(logits.to(bigram.device),
+                                                 x.to(bigram.device))) * x.numel()
+    s_sub = torch.cat(parts)
     return {"r_max": surprisal_correlation(s_sub, s_bigram, inf="max"),
             "r_drop": surprisal_correlation(s_sub, s_bigram, inf="drop"),
-            "ce_bigram": ce, "kept": subnetwork.count(), "share": subnetwork.share(model)}
+            "ce_bigram": ce_sum / ev.numel(), "ce_lm": cross_entropy_nats(s_sub),
+            "kept": subnetwork.count(), "share": subnetwork.share(model)}
+
+
+@functools.lru_cache(maxsize=4)
+def _bigram_surprisal(profile_key: str, profile) -> torch.Tensor:
+    """Bigram surprisals (bits) of the profile's eval split: the same at every checkpoint."""
+    from .bigrams import bigram_model
+    from .corpus import load_corpus
+
+    return bigram_model(profile, progress=False).surprisal(load_corpus(profile, "eval")).cpu()
+
+
+def reference_subnetwork(profile=None, lam: float | None = None, **changes):
+    """(Subnetwork, description): a bigram subnetwork trained elsewhere, for comparison.
+
+    Real profiles: the authors' released mask of the profile's model at lambda
+    ``lam`` (default: the profile's ``default_lambda``, the released default),
+    downloaded from the Hugging Face Hub. Tiny profiles (nothing is released):
+    :func:`train_subnetwork` with the same settings (``lam``, ``changes``) but
+    another data order (``seed=1``), which separates what the model fixes
+    about a mask from what one run happens to choose."""
+    from .hub import load_released_subnetwork
+    from .profiles import get_profile
+
+    p = get_profile(profile)
+    lam = p.default_lambda if lam is None else lam
+    if p.is_tiny:
+        sub = train_subnetwork(p, lam, **(changes | {"seed": 1})).mask
+        return sub, f"the same training, another data order (seed 1), lambda {lam:g}"
+    return (load_released_subnetwork(p.model_id, lam),
+            f"the authors' released mask (Chang & Bergen 2025), lambda {lam:g}")

@@ -27,10 +27,16 @@ def lm_surprisal(model, input_ids: torch.Tensor, batch_size: int = 32,
     for i in progress_bar(range(0, len(input_ids), batch_size), enabled=progress,
                           desc="surprisal"):
         x = input_ids[i:i + batch_size].to(device)
-        logits = model(input_ids=x).logits[:, :-1].float()
-        nll = F.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")
-        out.append((nll / LN2).cpu())
+        out.append(logits_surprisal(model(input_ids=x).logits, x).cpu())
     return torch.cat(out)
+
+
+def logits_surprisal(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """(n, seq-1) surprisal in bits of each next token, from (n, seq, V) logits, on
+    the logits' device (float32)."""
+    nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), input_ids[:, 1:],
+                          reduction="none")
+    return nll / LN2
 
 
 def cross_entropy_nats(surprisal_bits: torch.Tensor) -> float:

@@ -12,7 +12,8 @@ import torch
 from bigramlab import get_profile, load_corpus, load_model
 from bigramlab.bigrams import bigram_model
 from bigramlab.cache import entry_path
-from bigramlab.experiments import evaluate_subnetwork, mask_config, train_subnetwork
+from bigramlab.experiments import (evaluate_subnetwork, mask_config, reference_subnetwork,
+                                   train_subnetwork)
 from bigramlab.sparsify import BigramTarget, sparsify
 from bigramlab.subnetwork import Subnetwork
 
@@ -27,14 +28,16 @@ def tiny():
 def naive_eval(model, bigram, ev, masks):
     m = copy.deepcopy(model)
     params = dict(m.named_parameters())
-    s_lm, s_bg, ce_sum = [], [], 0.0
+    s_lm, s_bg, ce_sum, nll_sum = [], [], 0.0, 0.0
     with torch.no_grad():
         for name, keep in masks.items():
             params[name].mul_(keep.to(params[name].dtype))
         for i in range(0, len(ev), 32):
             x = ev[i:i + 32]
             logp = torch.log_softmax(m(input_ids=x).logits.double(), -1)
-            s_lm.append(-logp[:, :-1].gather(-1, x[:, 1:, None])[..., 0] / math.log(2))
+            nll = -logp[:, :-1].gather(-1, x[:, 1:, None])[..., 0]
+            nll_sum += float(nll.sum())
+            s_lm.append(nll / math.log(2))
             probs = bigram.next_token_probs(x.reshape(-1)).double().view(*x.shape, -1)
             s_bg.append(-torch.log2(probs[:, :-1].gather(-1, x[:, 1:, None])[..., 0]))
             terms = probs * logp[..., :probs.shape[-1]]
@@ -43,7 +46,7 @@ def naive_eval(model, bigram, ev, masks):
     finite = np.isfinite(bg)
     r_drop = np.corrcoef(lm[finite], bg[finite])[0, 1]
     r_max = np.corrcoef(lm, np.where(finite, bg, bg[finite].max()))[0, 1]
-    return r_max, r_drop, ce_sum / ev.numel()
+    return r_max, r_drop, ce_sum / ev.numel(), nll_sum / (ev.numel() - len(ev))
 
 
 @pytest.mark.parametrize("which", ["full", "random"])
@@ -54,10 +57,11 @@ def test_evaluate_matches_naive(tiny, which):
         g = torch.Generator().manual_seed(0)
         sub = Subnetwork({n: torch.rand(m.shape, generator=g) < 0.7 for n, m in sub.items()})
     got = evaluate_subnetwork(p, sub)
-    r_max, r_drop, ce = naive_eval(model, bigram, load_corpus(p, "eval"), dict(sub))
+    r_max, r_drop, ce, ce_lm = naive_eval(model, bigram, load_corpus(p, "eval"), dict(sub))
     assert got["r_max"] == pytest.approx(r_max, abs=1e-4)
     assert got["r_drop"] == pytest.approx(r_drop, abs=1e-4)
     assert got["ce_bigram"] == pytest.approx(ce, rel=1e-4)
+    assert got["ce_lm"] == pytest.approx(ce_lm, rel=1e-4)
     assert got["kept"] == sum(int(m.sum()) for m in sub.values())
     assert got["share"] == pytest.approx(got["kept"] / sum(m.numel() for m in sub.values()))
 
@@ -96,3 +100,24 @@ def test_config_follows_profile():
     assert (cfg.lam, cfg.lr, cfg.temp_growth) == (p.default_lambda, p.mask_lr, p.temp_growth)
     assert mask_config(p, 3.0, max_steps=7).max_steps == 7
     assert entry_path("mask", "x").name == "mask-x"
+
+
+def test_reference_subnetwork_tiny_is_another_data_order(tiny):
+    p, _, _ = tiny
+    changes = dict(max_steps=3, batch_size=4)
+    sub, what = reference_subnetwork(p, 1.0, progress=False, **changes)
+    assert sub == train_subnetwork(p, 1.0, progress=False, seed=1, **changes).mask
+    assert "seed 1" in what and "lambda 1" in what
+
+
+@pytest.mark.parametrize("name,lam,want", [("pythia-70m", None, 10.0), ("pythia-1b", None, 100.0),
+                                           ("gpt2", 1.0, 1.0)])
+def test_reference_subnetwork_real_is_the_released_mask(monkeypatch, name, lam, want):
+    import bigramlab.hub
+
+    calls = []
+    monkeypatch.setattr(bigramlab.hub, "load_released_subnetwork",
+                        lambda model_id, lam: calls.append((model_id, lam)) or "released")
+    sub, what = reference_subnetwork(name, lam)
+    assert sub == "released" and calls == [(get_profile(name).model_id, want)]
+    assert "released" in what

@@ -12,6 +12,8 @@ from .ch01 import (check_bigram_probs, check_correlation, check_count_bigrams,
 from .ch02 import check_count_maskable, check_head_slice, check_logit_lens_at
 from .ch03 import (check_density_penalty, check_kept_per_layer, check_should_stop,
                    check_soft_mask, check_temperature)
+from .ch04 import check_kept_per_head, check_overlap_summary, check_without_mlp
+from .ch05 import check_attention_share, check_persistence, check_trend
 
 __all__ = ["check_count_parameters", "check_log_spaced_steps", "check_tokens_per_word"]
 __all__ += ["check_count_bigrams", "check_bigram_probs", "check_surprisal_bits",
@@ -19,3 +21,5 @@ __all__ += ["check_count_bigrams", "check_bigram_probs", "check_surprisal_bits",
 __all__ += ["check_count_maskable", "check_head_slice", "check_logit_lens_at"]
 __all__ += ["check_soft_mask", "check_density_penalty", "check_temperature",
             "check_should_stop", "check_kept_per_layer"]
+__all__ += ["check_kept_per_head", "check_overlap_summary", "check_without_mlp"]
+__all__ += ["check_attention_share", "check_persistence", "check_trend"]

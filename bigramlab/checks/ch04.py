@@ -1,0 +1,142 @@
+"""Checks for the exercises of Chapter 4 (where the subnetwork lives).
+
+Each check builds small models with random weights and random masks and
+compares the student's function with bigramlab's own answer:
+``Subnetwork.counts_by_head``, ``overlap.overlap_stats`` and
+``Subnetwork.drop_mlp_dims``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ._core import Wrong, call, run
+from .ch03 import _model, _random_subnetwork
+
+
+def _int_tensor(got, what: str) -> torch.Tensor:
+    try:
+        return torch.as_tensor(got).detach().cpu().long()
+    except Exception as e:
+        raise Wrong(f"{what}: expected a tensor of counts, got {type(got).__name__}") from e
+
+
+# ---------------------------------------------------------------------------
+# Exercise 4.1: kept entries per attention head (GPT-NeoX)
+
+
+def _qkv_split_by_blocks(model, mask) -> torch.Tensor:
+    """The classic mistake: slice GPT-NeoX's fused rows as [Q all heads | K | V]."""
+    from ..anatomy import maskable_matrices
+
+    mats = maskable_matrices(model)
+    nh, hs = mats[0].n_heads, mats[0].head_size
+    out = torch.zeros(max(m.layer for m in mats) + 1, nh, dtype=torch.long)
+    for m in mats:
+        for h in range(nh):
+            if m.role == "qkv":
+                rows = [torch.arange((j * nh + h) * hs, (j * nh + h + 1) * hs) for j in range(3)]
+                out[m.layer, h] += int(mask[m.name][torch.cat(rows)].sum())
+            elif m.role == "o":
+                out[m.layer, h] += int(mask[m.name][:, h * hs:(h + 1) * hs].sum())
+    return out
+
+
+def check_kept_per_head(fn: Callable) -> bool:
+    """Exercise 4.1: ``fn(model, mask)`` -> (layers, heads) tensor of kept q, k, v
+    and o entries per attention head of a GPT-NeoX model."""
+    def body():
+        model = _model("gpt_neox")
+        sub = _random_subnetwork(model, seed=4)
+        want = sub.counts_by_head(model)
+        got = _int_tensor(call(fn, model, dict(sub)), "kept per head")
+        if got.shape != want.shape:
+            raise Wrong(f"expected shape (layers, heads) = {tuple(want.shape)}, "
+                        f"got {tuple(got.shape)}")
+        if torch.equal(got, want):
+            return
+        if torch.equal(got, _qkv_split_by_blocks(model, sub)):
+            raise Wrong("you sliced query_key_value as [q of all heads | k | v]; in GPT-NeoX "
+                        "its rows are grouped per head: [q0 k0 v0 | q1 k1 v1 | ...]")
+        if torch.equal(got, sub.counts_by_head(model, kinds=("q", "k", "v"))):
+            raise Wrong("you counted q, k and v only: a head also owns head_size input "
+                        "columns of attention.dense (o)")
+        if torch.equal(got, sub.counts_by_head(model, kinds=("o",))):
+            raise Wrong("you counted o only: count the head's q, k and v rows of "
+                        "query_key_value too")
+        layer, head = map(int, torch.nonzero(got != want)[0])
+        raise Wrong(f"layer {layer}, head {head}: {int(want[layer, head])} kept entries, "
+                    f"you gave {int(got[layer, head])}")
+    return run("Exercise 4.1 (kept entries per head)", body)
+
+
+# ---------------------------------------------------------------------------
+# Exercise 4.2: overlap of two subnetworks and its chance level
+
+
+def check_overlap_summary(fn: Callable) -> bool:
+    """Exercise 4.2: ``fn(a, b)`` -> {"both", "jaccard", "chance"} for two masks."""
+    from ..overlap import overlap_stats
+
+    def body():
+        model = _model("gpt_neox")
+        a, b = dict(_random_subnetwork(model, seed=5)), dict(_random_subnetwork(model, seed=6))
+        got = call(fn, a, b)
+        if not isinstance(got, dict) or not {"both", "jaccard", "chance"} <= set(got):
+            raise Wrong("expected a dict with the keys 'both', 'jaccard' and 'chance'")
+        want = overlap_stats(a, b)
+        if int(got["both"]) != want["both"]:
+            raise Wrong(f"both: {want['both']} entries are kept by both masks, "
+                        f"you gave {got['both']}")
+        if abs(float(got["jaccard"]) - want["jaccard"]) > 1e-6:
+            if abs(float(got["jaccard"]) - want["share_of_all"]) < 1e-6:
+                raise Wrong("jaccard: divide by the entries kept by either mask, "
+                            "not by all entries")
+            raise Wrong(f"jaccard: expected {want['jaccard']:.4f}, got {float(got['jaccard']):.4f}")
+        n = sum(m.numel() for m in a.values())
+        pooled = sum(int(m.sum()) for m in a.values()) * sum(int(m.sum()) for m in b.values()) / n
+        if abs(float(got["chance"]) - want["chance"]) > 1e-6 * max(1.0, want["chance"]):
+            if abs(float(got["chance"]) - pooled) < 1e-6 * pooled:
+                raise Wrong("chance: you placed entries at random over the whole model; the "
+                            "paper keeps each mask's count per matrix (sum over matrices)")
+            raise Wrong(f"chance: expected {want['chance']:.2f}, got {float(got['chance']):.2f}")
+    return run("Exercise 4.2 (overlap and chance)", body)
+
+
+# ---------------------------------------------------------------------------
+# Exercise 4.3: a subnetwork without one layer's MLP
+
+
+def check_without_mlp(fn: Callable) -> bool:
+    """Exercise 4.3: ``fn(model, mask, layer)`` -> a new mask dict with both MLP
+    matrices of ``layer`` dropped and everything else unchanged."""
+    from ..anatomy import maskable_matrices
+
+    def body():
+        for arch in ("gpt_neox", "gpt2"):
+            model = _model(arch)
+            sub = _random_subnetwork(model, seed=7)
+            for layer in (0, 2):
+                given = {k: v.clone() for k, v in sub.items()}
+                got = call(fn, model, given, layer)
+                if not all(torch.equal(given[k], sub[k]) for k in sub):
+                    raise Wrong("you changed the mask you were given; copy it first "
+                                "(the caller still needs the original)")
+                try:
+                    got = {k: torch.as_tensor(v).bool() for k, v in dict(got).items()}
+                except Exception as e:
+                    raise Wrong(f"expected a dict name -> bool tensor, got "
+                                f"{type(got).__name__}") from e
+                if set(got) != set(sub):
+                    extra = sorted(set(got) ^ set(sub))[0]
+                    raise Wrong(f"return every matrix of the mask, no more: {extra!r}")
+                mlp_in = next(m for m in maskable_matrices(model) if m.role == "mlp_in")
+                hidden = mlp_in.shape[0] if arch == "gpt_neox" else mlp_in.shape[1]
+                want = sub.drop_mlp_dims(model, layer, range(hidden))
+                for name in sub:
+                    if not torch.equal(got[name], want[name]):
+                        what = "should be all False" if not want[name].any() else "should not change"
+                        raise Wrong(f"{arch}, layer {layer}: {name} {what}")
+    return run("Exercise 4.3 (subnetwork without one MLP)", body)

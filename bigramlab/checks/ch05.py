@@ -1,0 +1,114 @@
+"""Checks for the exercises of Chapter 5 (across pretraining).
+
+The answers come from bigramlab itself (``Subnetwork.counts_by_kind``,
+``overlap.overlap_stats``) and from ``scipy.stats.spearmanr``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ._core import Wrong, call, run
+from .ch03 import _model, _random_subnetwork
+
+
+def _float(got, what: str) -> float:
+    try:
+        return float(got)
+    except Exception as e:
+        raise Wrong(f"{what}: expected a number, got {type(got).__name__}") from e
+
+
+# ---------------------------------------------------------------------------
+# Exercise 5.1: the attention share of a subnetwork
+
+
+def check_attention_share(fn: Callable) -> bool:
+    """Exercise 5.1: ``fn(model, mask)`` -> kept attention entries / all kept entries
+    (0.0 for an empty mask)."""
+    from ..subnetwork import Subnetwork
+
+    def body():
+        for arch in ("gpt_neox", "gpt2"):
+            model = _model(arch)
+            sub = _random_subnetwork(model, seed=8)
+            kinds = sub.counts_by_kind(model)
+            attn = sum(kinds[k] for k in ("q", "k", "v", "o"))
+            want = attn / sub.count()
+            got = _float(call(fn, model, dict(sub)), "attention share")
+            if abs(got - want) < 1e-6:
+                continue
+            if abs(got - (1 - want)) < 1e-6:
+                raise Wrong(f"{arch}: you gave the MLP share; the exercise asks for attention")
+            total = sum(m.numel() for m in sub.values())
+            if abs(got - attn / total) < 1e-6:
+                raise Wrong(f"{arch}: divide by the kept entries, not by all maskable entries")
+            raise Wrong(f"{arch}: expected {want:.4f}, got {got:.4f}")
+        empty = Subnetwork.empty(_model("gpt_neox"))
+        got = call(fn, _model("gpt_neox"), dict(empty))
+        if got != got or _float(got, "attention share of an empty mask") != 0.0:
+            raise Wrong(f"an empty mask keeps nothing: return 0.0, not {got!r}")
+    return run("Exercise 5.1 (attention share)", body)
+
+
+# ---------------------------------------------------------------------------
+# Exercise 5.2: how much of the final subnetwork was there earlier
+
+
+def check_persistence(fn: Callable) -> bool:
+    """Exercise 5.2: ``fn(earlier, final)`` -> (share of final's kept entries that
+    ``earlier`` keeps too, the same share expected by chance)."""
+    from ..overlap import overlap_stats
+
+    def body():
+        model = _model("gpt_neox")
+        earlier = dict(_random_subnetwork(model, seed=9))
+        final = dict(_random_subnetwork(model, seed=10))
+        got = call(fn, earlier, final)
+        try:
+            observed, chance = (_float(x, "share") for x in got)
+        except Wrong:
+            raise
+        except Exception as e:
+            raise Wrong(f"expected a pair (observed share, chance share), got {got!r}") from e
+        s = overlap_stats(earlier, final)
+        want_obs, want_chance = s["share_of_b"], s["chance"] / s["kept_b"]
+        if abs(observed - want_obs) > 1e-6:
+            if abs(observed - s["share_of_a"]) < 1e-6:
+                raise Wrong("observed: divide by the final subnetwork's kept entries, "
+                            "not the earlier one's")
+            raise Wrong(f"observed: expected {want_obs:.4f}, got {observed:.4f}")
+        if abs(chance - want_chance) > 1e-6:
+            n = sum(m.numel() for m in final.values())
+            if abs(chance - s["kept_a"] / n) < 1e-6:
+                raise Wrong("chance: the earlier mask's density differs per matrix; weight "
+                            "each matrix's density by the final mask's kept entries in it")
+            raise Wrong(f"chance: expected {want_chance:.4f}, got {chance:.4f}")
+    return run("Exercise 5.2 (persistence across checkpoints)", body)
+
+
+# ---------------------------------------------------------------------------
+# Exercise 5.3: a monotone trend across checkpoints
+
+
+def check_trend(fn: Callable) -> bool:
+    """Exercise 5.3: ``fn(steps, values)`` -> Spearman's rank correlation."""
+    from scipy import stats
+
+    cases = [([0, 64, 256, 512, 1500], [0.1, 0.5, 0.4, 0.9, 1.0]),
+             ([1, 2, 4, 8, 16, 32], [1.0, 2.0, 3.0, 4.0, 5.0, 100.0]),  # monotone, not linear
+             ([0, 10, 100], [3.0, 2.0, 1.0])]
+
+    def body():
+        for steps, values in cases:
+            want = stats.spearmanr(steps, values).statistic
+            got = _float(call(fn, list(steps), list(values)), "trend")
+            if abs(got - want) < 1e-6:
+                continue
+            if abs(got - stats.pearsonr(steps, values).statistic) < 1e-6:
+                raise Wrong(f"on steps {steps}: that is Pearson's r; rank both lists first "
+                            "(Spearman's rho measures any monotone trend)")
+            raise Wrong(f"on steps {steps}, values {values}: expected {want:.4f}, got {got:.4f}")
+    return run("Exercise 5.3 (trend across checkpoints)", body)

@@ -1,0 +1,96 @@
+"""Chapter 5 exercise checks: they pass right answers (written here independently
+of bigramlab), say "not implemented yet" for stubs, name the problem in
+plausible wrong answers, and never raise."""
+
+import pytest
+
+from bigramlab import checks
+from tests.check_contract import assert_check_contract, assert_wrong_is_named
+
+ATTENTION = ("query_key_value", "attention.dense", "attn.c_attn", "attn.c_proj")
+
+
+# ------------------------------------------------------------ right answers
+def attention_share(model, mask):
+    kept = sum(int(m.sum()) for m in mask.values())
+    attn = sum(int(m.sum()) for n, m in mask.items() if any(a in n for a in ATTENTION))
+    return attn / kept if kept else 0.0
+
+
+def persistence(earlier, final):
+    both = sum(int((earlier[k] & final[k]).sum()) for k in final)
+    kept = sum(int(m.sum()) for m in final.values())
+    chance = sum(int(final[k].sum()) * float(earlier[k].float().mean()) for k in final)
+    return both / kept, chance / kept
+
+
+def ranks(xs):
+    order = sorted(range(len(xs)), key=lambda i: xs[i])
+    r = [0.0] * len(xs)
+    for rank, i in enumerate(order):
+        r[i] = float(rank)
+    return r  # the check's cases have no ties
+
+
+def pearson(xs, ys):
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    cov = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    return cov / (sum((x - mx) ** 2 for x in xs) * sum((y - my) ** 2 for y in ys)) ** 0.5
+
+
+def trend(steps, values):
+    return pearson(ranks(steps), ranks(values))
+
+
+# ------------------------------------------------------------ wrong answers
+def mlp_share(model, mask):
+    return 1 - attention_share(model, mask)
+
+
+def attention_share_of_all(model, mask):
+    n = sum(m.numel() for m in mask.values())
+    return attention_share(model, mask) * sum(int(m.sum()) for m in mask.values()) / n
+
+
+def attention_share_nan_when_empty(model, mask):
+    kept = sum(int(m.sum()) for m in mask.values())
+    attn = sum(int(m.sum()) for n, m in mask.items() if any(a in n for a in ATTENTION))
+    return attn / kept if kept else float("nan")
+
+
+def persistence_of_earlier(earlier, final):
+    return persistence(final, earlier)[0], persistence(earlier, final)[1]
+
+
+def persistence_pooled_chance(earlier, final):
+    n = sum(m.numel() for m in earlier.values())
+    return persistence(earlier, final)[0], sum(int(m.sum()) for m in earlier.values()) / n
+
+
+CHECKS = {
+    "attention": (checks.check_attention_share, attention_share),
+    "persistence": (checks.check_persistence, persistence),
+    "trend": (checks.check_trend, trend),
+}
+
+WRONG = [
+    ("attention", mlp_share, "MLP share"),
+    ("attention", attention_share_of_all, "not by all maskable entries"),
+    ("attention", attention_share_nan_when_empty, "return 0.0"),
+    ("persistence", persistence_of_earlier, "final subnetwork's kept entries"),
+    ("persistence", persistence_pooled_chance, "density differs per matrix"),
+    ("trend", pearson, "Pearson"),
+]
+
+
+@pytest.mark.parametrize("name", list(CHECKS))
+def test_right_stub_and_crash(name, capsys):
+    check, right = CHECKS[name]
+    assert_check_contract(check, right, capsys=capsys)
+
+
+@pytest.mark.parametrize("name,wrong,message", WRONG, ids=[w[1].__name__ for w in WRONG])
+def test_wrong_answers_are_named(name, wrong, message, capsys):
+    check, _ = CHECKS[name]
+    assert_wrong_is_named(check, wrong, message, capsys=capsys)
