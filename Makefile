@@ -24,6 +24,8 @@ test: install
 
 bench: install
 	$(PYTHON) benchmarks/bench_bigrams.py
+	$(PYTHON) benchmarks/bench_sparsify.py
+	$(PYTHON) benchmarks/bench_overlap.py
 
 clean:
 	rm -rf _build
