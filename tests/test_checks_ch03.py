@@ -4,11 +4,10 @@ plausible wrong answers, and never raise."""
 
 import math
 
-import pytest
 import torch
 
 from bigramlab import checks
-from tests.check_contract import assert_check_contract, assert_wrong_is_named
+from tests.check_contract import contract_tests
 
 
 # ------------------------------------------------------------ right answers
@@ -127,16 +126,7 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("name", list(CHECKS))
-def test_right_stub_and_crash(name, capsys):
-    check, right = CHECKS[name]
-    assert_check_contract(check, right, capsys=capsys)
-
-
-@pytest.mark.parametrize("name,wrong,message", WRONG, ids=[w[1].__name__ for w in WRONG])
-def test_wrong_answers_are_named(name, wrong, message, capsys):
-    check, _ = CHECKS[name]
-    assert_wrong_is_named(check, wrong, message, capsys=capsys)
+test_right_stub_and_crash, test_wrong_answers_are_named = contract_tests(CHECKS, WRONG)
 
 
 def test_vectorized_solutions_pass(capsys):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
 
 from ._core import Wrong, call, run
 from .ch03 import _model, _random_subnetwork
