@@ -269,14 +269,22 @@ class Subnetwork(Mapping):
             out[m.layer] = out.get(m.layer, 0) + int(self[m.name].sum())
         return out
 
-    def counts_by_kind(self, model) -> dict[str, int]:
-        """{kind: kept entries} for q, k, v, o, mlp_in, mlp_out (fused q/k/v split)."""
+    def counts_by_layer_kind(self, model) -> dict[tuple[int, str], int]:
+        """{(layer, kind): kept entries}, kinds q, k, v, o, mlp_in, mlp_out (the fused
+        q/k/v matrix split by kind). ``Subnetwork.full(model)`` gives the sizes."""
         self.check(model)
-        out = dict.fromkeys(KINDS, 0)
+        out = {}
         for m in maskable_matrices(model):
             for kind in m.kinds:
                 mask = self[m.name] & m.part(kind) if m.role == "qkv" else self[m.name]
-                out[kind] += int(mask.sum())
+                out[m.layer, kind] = int(mask.sum())
+        return out
+
+    def counts_by_kind(self, model) -> dict[str, int]:
+        """{kind: kept entries} for q, k, v, o, mlp_in, mlp_out (fused q/k/v split)."""
+        out = dict.fromkeys(KINDS, 0)
+        for (_, kind), n in self.counts_by_layer_kind(model).items():
+            out[kind] += n
         return out
 
     def counts_by_head(self, model, kinds=("q", "k", "v", "o")) -> torch.Tensor:

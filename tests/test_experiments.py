@@ -121,3 +121,14 @@ def test_reference_subnetwork_real_is_the_released_mask(monkeypatch, name, lam, 
     sub, what = reference_subnetwork(name, lam)
     assert sub == "released" and calls == [(get_profile(name).model_id, want)]
     assert "released" in what
+
+
+def test_evaluate_at_an_earlier_checkpoint_uses_that_model(tiny):
+    p, _, bigram = tiny
+    early, _ = load_model(p, "step64", device="cpu")
+    got = evaluate_subnetwork(p, checkpoint="step64")
+    r_max, r_drop, ce, ce_lm = naive_eval(early, bigram, load_corpus(p, "eval"),
+                                          dict(Subnetwork.full(early)))
+    assert got["r_drop"] == pytest.approx(r_drop, abs=1e-4)
+    assert got["ce_lm"] == pytest.approx(ce_lm, rel=1e-4)
+    assert got["ce_lm"] > evaluate_subnetwork(p)["ce_lm"] + 1  # step 64 is far from trained

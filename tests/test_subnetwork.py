@@ -413,14 +413,16 @@ def naive_head_counts(arch, sub):
 def test_counts_match_naive_loops(arch, p, seed):
     model = MODELS[arch]
     sub = random_sub(model, p, seed)
-    by_layer, by_kind = {}, {}
+    by_layer, by_kind, by_layer_kind = {}, {}, {}
     for name, mask in sub.items():
         layer = int(name.split(".")[2])
         by_layer[layer] = by_layer.get(layer, 0) + int(mask.sum())
         for kind, part in naive_kind_masks(arch, name, mask).items():
             by_kind[kind] = by_kind.get(kind, 0) + int(part.sum())
+            by_layer_kind[layer, kind] = int(part.sum())
     assert sub.counts_by_layer(model) == by_layer
     assert sub.counts_by_kind(model) == by_kind
+    assert sub.counts_by_layer_kind(model) == by_layer_kind
     assert torch.equal(sub.counts_by_head(model), naive_head_counts(arch, sub))
     assert sum(by_layer.values()) == sub.count() == sum(r["kept"] for r in sub.table(model))
     total = sum(m.numel() for m in sub.values())
