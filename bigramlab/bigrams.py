@@ -131,7 +131,7 @@ class BigramModel:
         buffered = 0
 
         def flush():
-            nonlocal table, keys, counts, buffer, buffered
+            nonlocal keys, counts, buffer, buffered
             if not buffer:
                 return
             new = torch.cat(buffer)
@@ -651,7 +651,8 @@ def bigram_model(profile=None, device: torch.device | str | None = None,
 # Chapter 1 helpers: what the counts say, sampling text, comparing with an LM.
 
 __all__ += ["bigram_model", "bigram_counts", "unigram_counts", "context_counts", "zipf_fit",
-            "bigram_generate", "surprisal_correlation", "lm_bigram_cross_entropy"]
+            "bigram_generate", "surprisal_correlation", "lm_bigram_cross_entropy",
+            "batch_bigram_cross_entropy"]
 
 #: Largest (V + 1) * V table that bigram_counts makes dense (512 MiB of int64).
 DENSE_COUNTS_MAX = 2**26
@@ -837,16 +838,19 @@ def lm_bigram_cross_entropy(model, bigram: BigramModel, input_ids: torch.Tensor,
     batch's logits go to the bigram model's device (no copy when they share
     one).  Returns a float.
     """
-    from .progress import progress_bar
+    from .surprisal import lm_logits
 
-    device = next(model.parameters()).device
     total, n = 0.0, 0
-    for i in progress_bar(range(0, len(input_ids), batch_size), enabled=progress,
-                          desc="bigram cross-entropy"):
-        x = input_ids[i:i + batch_size].to(device)
-        logits = model(input_ids=x).logits.to(bigram.device)  # no copy when both agree
-        total += float(bigram.cross_entropy(logits, x.to(bigram.device))) * x.numel()
+    for x, logits in lm_logits(model, input_ids, batch_size, progress, "bigram cross-entropy"):
+        total += batch_bigram_cross_entropy(bigram, logits, x) * x.numel()
         n += x.numel()
     if n == 0:
         raise ValueError("lm_bigram_cross_entropy of no sequences")
     return total / n
+
+
+def batch_bigram_cross_entropy(bigram: BigramModel, logits: torch.Tensor,
+                               input_ids: torch.Tensor) -> float:
+    """Mean cross-entropy (nats) from the bigram rows of ``input_ids`` to one batch of
+    LM ``logits``; the logits move to the bigram model's device (no copy when they agree)."""
+    return float(bigram.cross_entropy(logits.to(bigram.device), input_ids.to(bigram.device)))

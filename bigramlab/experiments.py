@@ -38,18 +38,24 @@ def mask_config(profile=None, lam: float | None = None, **changes):
 
 
 @functools.lru_cache(maxsize=4)
-def _world(profile_key: str, profile, checkpoint):
-    """(model, bigram) of a profile at a checkpoint on the CPU... or the default device."""
-    from .bigrams import bigram_model
+def _model(profile_key: str, profile, checkpoint):
     from .models import load_model
 
-    model, _ = load_model(profile, checkpoint)
-    device = next(model.parameters()).device
-    return model, bigram_model(profile, device=device, progress=False)
+    return load_model(profile, checkpoint)[0]
+
+
+@functools.lru_cache(maxsize=2)
+def _bigram(profile_key: str, profile, device: torch.device):
+    """The profile's bigram model on ``device``: the same at every checkpoint."""
+    from .bigrams import bigram_model
+
+    return bigram_model(profile, device=device, progress=False)
 
 
 def _loaded(profile, checkpoint):
-    return _world(profile.key(), profile, checkpoint)
+    """(model at ``checkpoint`` on the default device, bigram model on the same device)."""
+    model = _model(profile.key(), profile, checkpoint)
+    return model, _bigram(profile.key(), profile, next(model.parameters()).device)
 
 
 def train_subnetwork(profile=None, lam: float | None = None, checkpoint: str | None = None,
@@ -104,11 +110,11 @@ def evaluate_subnetwork(profile=None, subnetwork=None, checkpoint: str | None = 
     distribution to the subnetwork, all positions), ``ce_lm`` (nats, the
     subnetwork's own language-modelling loss on the eval text), ``kept``
     (entries) and ``share`` (of the maskable entries)."""
-    from .bigrams import surprisal_correlation
+    from .bigrams import batch_bigram_cross_entropy, surprisal_correlation
     from .corpus import load_corpus
     from .profiles import get_profile
     from .subnetwork import Subnetwork
-    from .surprisal import cross_entropy_nats, logits_surprisal
+    from .surprisal import cross_entropy_nats, lm_logits, logits_surprisal
 
     p = get_profile(profile)
     checkpoint = checkpoint or p.final_checkpoint
@@ -116,17 +122,12 @@ def evaluate_subnetwork(profile=None, subnetwork=None, checkpoint: str | None = 
     if subnetwork is None:
         subnetwork = Subnetwork.full(model)
     ev = load_corpus(p, "eval")
-    s_bigram = _bigram_surprisal(p.key(), p)
-    device = next(model.parameters()).device
+    s_bigram = _bigram_surprisal(p.key(), p, bigram.device)
     parts, ce_sum = [], 0.0
     with subnetwork.apply(model):
-        # one forward pass per batch serves both measures
-        for i in range(0, len(ev), 32):
-            x = ev[i:i + 32].to(device)
-            logits = model(input_ids=x).logits
+        for x, logits in lm_logits(model, ev):  # one forward pass serves both measures
             parts.append(logits_surprisal(logits, x).cpu())
-            ce_sum += float(bigram.cross_entropy(logits.to(bigram.device),
-                                                 x.to(bigram.device))) * x.numel()
+            ce_sum += batch_bigram_cross_entropy(bigram, logits, x) * x.numel()
     s_sub = torch.cat(parts)
     return {"r_max": surprisal_correlation(s_sub, s_bigram, inf="max"),
             "r_drop": surprisal_correlation(s_sub, s_bigram, inf="drop"),
@@ -134,13 +135,12 @@ def evaluate_subnetwork(profile=None, subnetwork=None, checkpoint: str | None = 
             "kept": subnetwork.count(), "share": subnetwork.share(model)}
 
 
-@functools.lru_cache(maxsize=4)
-def _bigram_surprisal(profile_key: str, profile) -> torch.Tensor:
+@functools.lru_cache(maxsize=2)
+def _bigram_surprisal(profile_key: str, profile, device: torch.device) -> torch.Tensor:
     """Bigram surprisals (bits) of the profile's eval split: the same at every checkpoint."""
-    from .bigrams import bigram_model
     from .corpus import load_corpus
 
-    return bigram_model(profile, progress=False).surprisal(load_corpus(profile, "eval")).cpu()
+    return _bigram(profile_key, profile, device).surprisal(load_corpus(profile, "eval")).cpu()
 
 
 def reference_subnetwork(profile=None, lam: float | None = None, **changes):

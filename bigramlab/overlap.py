@@ -74,13 +74,10 @@ def _moments(n: int, ka: int, kb: int) -> tuple[float, float]:
     return kb * p, kb * p * (1 - p) * (n - kb) / (n - 1)
 
 
-def _matrix_pmf(n: int, ka: int, kb: int) -> tuple[int, np.ndarray]:
+def _matrix_pmf(n: int, ka: int, kb: int, mean: float, sd: float) -> tuple[int, np.ndarray]:
     """(lowest overlap kept, pmf from there) of one matrix's hypergeometric overlap."""
-    lo, hi = max(0, ka + kb - n), min(ka, kb)
-    mean, var = _moments(n, ka, kb)
-    sd = var ** 0.5
-    lo = max(lo, int(np.floor(mean - _WIDTH_SD * sd)))
-    hi = min(hi, int(np.ceil(mean + _WIDTH_SD * sd)))
+    lo = max(0, ka + kb - n, int(np.floor(mean - _WIDTH_SD * sd)))
+    hi = min(ka, kb, int(np.ceil(mean + _WIDTH_SD * sd)))
     return lo, stats.hypergeom(n, ka, kb).pmf(np.arange(lo, hi + 1))  # n entries, ka marked, kb drawn
 
 
@@ -92,10 +89,11 @@ def chance_overlap(a, b) -> ChanceOverlap:
     for n, ka, kb in _counts(a, b):
         m, v = _moments(n, ka, kb)
         mean, var = mean + m, var + v
-        lo, p = _matrix_pmf(n, ka, kb)
+        lo, p = _matrix_pmf(n, ka, kb, m, v ** 0.5)
         offset += lo
         # the distribution of a sum of independent variables is the convolution of theirs
-        pmf = np.clip(signal.fftconvolve(pmf, p) if len(p) > 64 else np.convolve(pmf, p), 0, None)
+        # (scipy picks direct or FFT convolution by size)
+        pmf = np.clip(signal.convolve(pmf, p), 0, None)
         keep = np.flatnonzero(pmf > _RESOLUTION * pmf.max())  # trim the noise at the ends
         offset, pmf = offset + keep[0], pmf[keep[0]:keep[-1] + 1]
     pmf = pmf / pmf.sum()

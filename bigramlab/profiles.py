@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Pythia's public revisions used in the paper (METHOD.md section 3).
 PYTHIA_CHECKPOINTS = (

@@ -18,17 +18,22 @@ LN2 = math.log(2.0)
 
 
 @torch.no_grad()
+def lm_logits(model, input_ids: torch.Tensor, batch_size: int = 32, progress: bool = False,
+              desc: str = "LM"):
+    """Yield ``(x, logits)`` for ``input_ids`` in batches of ``batch_size`` rows, both on
+    the model's device (no gradients): the one loop every measure over a text shares."""
+    device = next(model.parameters()).device
+    for i in progress_bar(range(0, len(input_ids), batch_size), enabled=progress, desc=desc):
+        x = input_ids[i:i + batch_size].to(device)
+        yield x, model(input_ids=x).logits
+
+
 def lm_surprisal(model, input_ids: torch.Tensor, batch_size: int = 32,
                  progress: bool = False) -> torch.Tensor:
     """(n, seq-1) surprisal in bits of every next token under ``model``, computed in
     batches on the model's device; returned on the CPU as float32."""
-    device = next(model.parameters()).device
-    out = []
-    for i in progress_bar(range(0, len(input_ids), batch_size), enabled=progress,
-                          desc="surprisal"):
-        x = input_ids[i:i + batch_size].to(device)
-        out.append(logits_surprisal(model(input_ids=x).logits, x).cpu())
-    return torch.cat(out)
+    return torch.cat([logits_surprisal(logits, x).cpu() for x, logits in
+                      lm_logits(model, input_ids, batch_size, progress, "surprisal")])
 
 
 def logits_surprisal(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
