@@ -1,15 +1,21 @@
-"""Execute notebooks in place (outputs stored for the book, Colab and nbval), then
-re-sync their jupytext twins.
+"""Execute notebooks and store their outputs (for the book, Colab and nbval).
 
-    python tools/run_notebooks.py chapters solutions        # every notebook there
-    python tools/run_notebooks.py chapters/ch00_setup.ipynb # one notebook
+    python tools/run_notebooks.py chapters solutions            # update the stored outputs
+    python tools/run_notebooks.py chapters/ch00_setup.ipynb     # one notebook
+    python tools/run_notebooks.py --out /tmp/run chapters       # executed copies elsewhere
 
-Runs with TQDM_DISABLE=1 (as the tests do) so that stored outputs hold no
-progress bars, and in the profile named by $BIGRAMLAB_PROFILE (default tiny).
+By default each notebook is executed in place and its jupytext twin re-synced:
+that rewrites tracked files on purpose. With ``--out DIR`` the executed copies
+go to ``DIR/<folder>/<name>.ipynb`` and nothing tracked changes (this is how
+``tools/measure_spread.py`` re-runs the chapters under other CPU kernels).
+
+Runs with TQDM_DISABLE=1 (as the tests do) so that outputs hold no progress
+bars, and in the profile named by $BIGRAMLAB_PROFILE (default tiny).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -28,23 +34,37 @@ def notebooks(args: list[str]) -> list[Path]:
     return out
 
 
-def run(path: Path) -> None:
+def run(path: Path, out_dir: Path | None = None) -> Path:
+    """Execute ``path``; write it back (and re-sync its twin), or to ``out_dir``."""
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:  # no timestamps: re-running must not change unchanged outputs
         cell.metadata.pop("execution", None)
     t = time.perf_counter()
+    print(f"executing {path} ...", flush=True)
     NotebookClient(nb, timeout=1800, kernel_name="python3", record_timing=False,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
-    nbformat.write(nb, path)
-    subprocess.run([sys.executable, "-m", "jupytext", "--sync", "--quiet", str(path)], check=True)
-    print(f"executed {path} in {time.perf_counter() - t:.0f} s")
+    if out_dir is None:
+        target = path
+        nbformat.write(nb, target)
+        subprocess.run([sys.executable, "-m", "jupytext", "--sync", "--quiet", str(path)],
+                       check=True)
+    else:
+        target = out_dir / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, target)
+    print(f"executed {path} in {time.perf_counter() - t:.0f} s -> {target}", flush=True)
+    return target
 
 
 def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("paths", nargs="*", default=["chapters", "solutions"])
+    ap.add_argument("--out", type=Path, help="write executed copies here instead of in place")
+    args = ap.parse_args(argv)
     os.environ["TQDM_DISABLE"] = "1"
     os.environ.setdefault("BIGRAMLAB_PROFILE", "tiny")
-    for path in notebooks(argv or ["chapters", "solutions"]):
-        run(path)
+    for path in notebooks(args.paths):
+        run(path, args.out)
     return 0
 
 
