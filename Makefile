@@ -1,10 +1,11 @@
 # Two commands do everything (see README):
 #   make book   execute the chapters in the offline `tiny` profile and build the HTML book
 #   make test   the whole test suite: unit/property tests, sync checks, nbval, book build
+#   make quick  unit and property tests only (no notebooks, no full tiny world): a few minutes
 PYTHON ?= python
 export BIGRAMLAB_PROFILE ?= tiny
 
-.PHONY: install book notebooks exercises test bench clean
+.PHONY: install book notebooks exercises test quick bench clean
 
 install:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install torch==2.13.0
@@ -21,6 +22,9 @@ book: notebooks exercises
 
 test: install
 	TQDM_DISABLE=1 $(PYTHON) -m pytest
+
+quick: install
+	TQDM_DISABLE=1 $(PYTHON) -m pytest tests -m "not slow and not notebooks"
 
 bench: install
 	$(PYTHON) benchmarks/bench_bigrams.py

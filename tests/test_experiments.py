@@ -14,6 +14,8 @@ from bigramlab.bigrams import bigram_model
 from bigramlab.cache import entry_path
 from bigramlab.experiments import (evaluate_subnetwork, mask_config, reference_subnetwork,
                                    train_subnetwork)
+
+pytestmark = pytest.mark.slow  # needs the full tiny world (its 3-minute LM)
 from bigramlab.sparsify import BigramTarget, sparsify
 from bigramlab.subnetwork import Subnetwork
 

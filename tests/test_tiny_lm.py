@@ -6,6 +6,8 @@ import pytest
 from bigramlab import get_profile, load_corpus, load_model
 from bigramlab.tinyworld import build_world, evaluate_world
 
+pytestmark = pytest.mark.slow  # needs the full tiny world (its 3-minute LM)
+
 
 @pytest.fixture(scope="module")
 def tiny():

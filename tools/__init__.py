@@ -1,0 +1,1 @@
+"""Maintainer tools: notebook execution, exercise generation, the nbval number comparison."""

@@ -1,0 +1,159 @@
+"""Measure how far the stored notebook numbers move under other CPU kernels.
+
+    python tools/measure_spread.py run avx2 ATEN_CPU_CAPABILITY=avx2     # ~20 min on 2 cores
+    python tools/measure_spread.py run default ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE
+    python tools/measure_spread.py compare /tmp/spread/native /tmp/spread/avx2 ...
+    python tools/measure_spread.py seeds 0 1 2        # Chapter 3's default mask, three data orders
+
+``run NAME [VAR=VALUE ...]`` executes chapters/ and solutions/ with those
+environment variables and an empty cache of its own (``$SPREAD_DIR/NAME/cache``,
+default ``/tmp/spread``), so the tiny LM and every mask are trained again under
+those kernels; the executed copies go to ``$SPREAD_DIR/NAME/`` and nothing
+tracked changes. ``compare DIR ...`` lines every checked cell's numbers up with
+the stored ones (the same splitting as ``tools/nbval_numbers.py``) and prints,
+per cell that moved, the largest absolute and relative change in each run and
+the tolerance the cell's marker sets. ``seeds S ...`` trains (or loads from the
+cache) Chapter 3's default-lambda mask with those data-order seeds and prints
+its kept count and r. The README's "Reproducibility" tables are these outputs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nbval_numbers import Tolerance, parse_marker, split  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SKIP = ("image/png", "image/svg+xml", "application/vnd.jupyter.widget-view+json")
+
+
+def cell_texts(cell) -> list[str]:
+    """The texts nbval compares for one code cell: each stream joined, each text MIME type."""
+    streams: dict[str, str] = {}
+    texts = []
+    for out in cell.get("outputs", []):
+        if out.output_type == "stream":
+            streams[out.name] = streams.get(out.name, "") + out.text
+        elif out.output_type in ("execute_result", "display_data"):
+            texts += [v for k, v in out.data.items() if k not in SKIP and isinstance(v, str)]
+    return list(streams.values()) + texts
+
+
+def checked_cells(nb):
+    """(index among code cells, cell) for cells nbval compares."""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for i, c in enumerate(code):
+        if "NBVAL_IGNORE_OUTPUT" not in c.source and "NBVAL_SKIP" not in c.source:
+            yield i, c
+
+
+def cell_spread(stored_cell, new_cell) -> dict:
+    """Largest abs / rel change of the cell's numbers and whether the words changed."""
+    out = {"abs": 0.0, "rel": 0.0, "ulps": 0.0, "moved": 0, "words": False, "worst": ""}
+    a_texts, b_texts = cell_texts(stored_cell), cell_texts(new_cell)
+    if len(a_texts) != len(b_texts):
+        out["words"] = True
+        return out
+    for a, b in zip(a_texts, b_texts):
+        (wa, na), (wb, nb_) = split(a), split(b)
+        if wa != wb or len(na) != len(nb_):
+            out["words"] = True
+            continue
+        for x, y in zip(na, nb_):
+            d = abs(y.value - x.value)
+            if Tolerance().allows(x, y):
+                continue
+            out["moved"] += 1
+            rel = d / abs(x.value) if x.value else float("inf")
+            if d / x.unit > out["ulps"]:
+                out["worst"] = f"{x.text} -> {y.text}"
+            out["abs"], out["rel"] = max(out["abs"], d), max(out["rel"], rel)
+            out["ulps"] = max(out["ulps"], d / x.unit)
+    return out
+
+
+def compare(dirs: list[Path]) -> int:
+    print("| notebook | cell | marker (rel / abs) | " + " | ".join(
+        f"{d.name}: max abs, max rel, worst" for d in dirs) + " |")
+    print("|---|---|---|" + "---|" * len(dirs))
+    failures = 0
+    for stored_path in sorted([*ROOT.glob("chapters/*.ipynb"), *ROOT.glob("solutions/*.ipynb")]):
+        stored = nbformat.read(stored_path, as_version=4)
+        runs = []
+        for d in dirs:
+            p = d / stored_path.parent.name / stored_path.name
+            runs.append(nbformat.read(p, as_version=4) if p.exists() else None)
+        for i, cell in checked_cells(stored):
+            tol = parse_marker(cell.source) or Tolerance()
+            row, moved = [], False
+            for run in runs:
+                if run is None:
+                    row.append("not run")
+                    continue
+                new = [c for c in run.cells if c.cell_type == "code"][i]
+                s = cell_spread(cell, new)
+                moved |= s["moved"] > 0 or s["words"]
+                ok = not s["words"] and all_within(cell, new, tol)
+                failures += not ok
+                row.append(("WORDS CHANGED" if s["words"] else
+                            f"{s['abs']:.3g}, {s['rel']:.2%}, {s['worst']}") + ("" if ok else " **FAILS**"))
+            if moved:
+                marker = f"{tol.rel} / {tol.abs}" if tol.why else "default"
+                print(f"| {stored_path.parent.name}/{stored_path.stem} | {i} | {marker} | "
+                      + " | ".join(row) + " |")
+    print(f"\n{failures} cell comparisons would fail with the current markers")
+    return 0
+
+
+def all_within(stored_cell, new_cell, tol: Tolerance) -> bool:
+    from nbval_numbers import differences
+
+    return all(not differences(a, b, tol) for a, b in
+               zip(cell_texts(stored_cell), cell_texts(new_cell)))
+
+
+def run(name: str, assignments: list[str]) -> int:
+    base = Path(os.environ.get("SPREAD_DIR", "/tmp/spread")) / name
+    env = dict(os.environ, BIGRAMLAB_CACHE=str(base / "cache"), TQDM_DISABLE="1",
+               BIGRAMLAB_PROFILE="tiny")
+    env.update(a.split("=", 1) for a in assignments)
+    return subprocess.call([sys.executable, str(ROOT / "tools" / "run_notebooks.py"), "--out",
+                            str(base), "chapters", "solutions"], cwd=ROOT, env=env)
+
+
+def seeds(values: list[int]) -> int:
+    """Chapter 3's default mask under other data-order seeds (same machine, same kernels)."""
+    from bigramlab import get_profile
+    from bigramlab.experiments import evaluate_subnetwork, train_subnetwork
+
+    p = get_profile("tiny")
+    max_steps = 600  # Chapter 3's budget in the tiny profile
+    print("| seed | steps | kept | share | r (drop inf) | r (inf -> max) |")
+    print("|---|---|---|---|---|---|")
+    for seed in values:
+        res = train_subnetwork(p, p.default_lambda, max_steps=max_steps, seed=seed, progress=False)
+        ev = evaluate_subnetwork(p, res.mask)
+        print(f"| {seed} | {res.steps} | {res.kept_count:,} | {res.kept_share:.2%} | "
+              f"{ev['r_drop']:.3f} | {ev['r_max']:.3f} |", flush=True)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) >= 2 and argv[0] == "seeds":
+        return seeds([int(a) for a in argv[1:]])
+    if len(argv) >= 2 and argv[0] == "run":
+        return run(argv[1], argv[2:])
+    if len(argv) >= 2 and argv[0] == "compare":
+        return compare([Path(a) for a in argv[1:]])
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
