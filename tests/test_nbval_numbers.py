@@ -77,6 +77,13 @@ def test_integers_are_exact_by_default():
     assert differences("kept 5,777", "kept 5,778")
 
 
+def test_units_widen_each_number_at_its_own_scale():
+    tol = Tolerance(units=3, why="measured")
+    assert differences("146 of 0.972", "149 of 0.969", tol) == []
+    assert differences("146 of 0.972", "150 of 0.972", tol)
+    assert differences("146 of 0.972", "146 of 0.976", tol)
+
+
 def test_a_changed_integer_outside_its_tolerance_fails():
     tol = Tolerance(rel=0.002, why="kept counts move by 0.1%")
     assert differences("kept 5,777", "kept 5,783", tol) == []
@@ -117,16 +124,16 @@ def test_numeric_text_equality_is_what_nbval_uses():
 
 # ------------------------------------------------------------------ markers
 def test_marker_parsing():
-    src = "x = 1\n# NBVAL_TOLERANCE rel=0.02 abs=0.005 (kept counts move by 0.6% across CPUs)\n"
-    assert parse_marker(src) == Tolerance(rel=0.02, abs=0.005,
+    src = "x = 1\n# NBVAL_TOLERANCE rel=0.02 abs=0.005 units=2 (kept counts move by 0.6% across CPUs)\n"
+    assert parse_marker(src) == Tolerance(rel=0.02, abs=0.005, units=2,
                                           why="kept counts move by 0.6% across CPUs")
     assert parse_marker("print(1)") is None
 
 
 @pytest.mark.parametrize("line, says", [
     ("# NBVAL_TOLERANCE rel=0.02", "reason"),
-    ("# NBVAL_TOLERANCE (why)", "rel=... and/or abs="),
-    ("# NBVAL_TOLERANCE tol=1 (why)", "unknown field 'tol'"),
+    ("# NBVAL_TOLERANCE (why)", "rel=..., units=... and/or abs="),
+    ("# NBVAL_TOLERANCE tol=1 (why)", "unknown field 'tol'; use rel=, units= or abs="),
     ("# NBVAL_TOLERANCE rel=-1 (why)", ">= 0"),
 ])
 def test_malformed_markers_are_refused_with_the_fix(line, says):

@@ -19,6 +19,7 @@ its kept count and r. The README's "Reproducibility" tables are these outputs.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nbval_numbers import Tolerance, parse_marker, split  # noqa: E402
+from nbval_numbers import Number, Tolerance, parse_marker, split  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIP = ("image/png", "image/svg+xml", "application/vnd.jupyter.widget-view+json")
@@ -55,7 +56,8 @@ def checked_cells(nb):
 
 def cell_spread(stored_cell, new_cell) -> dict:
     """Largest abs / rel change of the cell's numbers and whether the words changed."""
-    out = {"abs": 0.0, "rel": 0.0, "ulps": 0.0, "moved": 0, "words": False, "worst": ""}
+    out = {"abs": 0.0, "rel": 0.0, "ulps": 0.0, "moved": 0, "words": False, "worst": "",
+           "pairs": []}
     a_texts, b_texts = cell_texts(stored_cell), cell_texts(new_cell)
     if len(a_texts) != len(b_texts):
         out["words"] = True
@@ -70,6 +72,7 @@ def cell_spread(stored_cell, new_cell) -> dict:
             if Tolerance().allows(x, y):
                 continue
             out["moved"] += 1
+            out["pairs"].append((x.text, y.text))
             rel = d / abs(x.value) if x.value else float("inf")
             if d / x.unit > out["ulps"]:
                 out["worst"] = f"{x.text} -> {y.text}"
@@ -78,7 +81,19 @@ def cell_spread(stored_cell, new_cell) -> dict:
     return out
 
 
-def compare(dirs: list[Path]) -> int:
+def needed(pairs: list[tuple[str, str]]) -> str:
+    """The (units, rel) choices that cover every moved number: for each number of
+    units in the last printed digit, the relative tolerance the rest still needs."""
+    moves = [(abs(Number(b).value - Number(a).value), Number(a)) for a, b in pairs]
+    options = []
+    for cut in sorted({0.0, *(d / a.unit for d, a in moves)}):
+        rest = [d / abs(a.value) if a.value else float("inf") for d, a in moves
+                if d > cut * a.unit * (1 + 1e-9)]
+        options.append(f"units {cut:.0f}: rel {max(rest, default=0):.2%}")
+    return "; ".join(options[:5] + (["..."] if len(options) > 5 else []))
+
+
+def compare(dirs: list[Path], detail: bool = False) -> int:
     print("| notebook | cell | marker (rel / abs) | " + " | ".join(
         f"{d.name}: max abs, max rel, worst" for d in dirs) + " |")
     print("|---|---|---|" + "---|" * len(dirs))
@@ -87,17 +102,18 @@ def compare(dirs: list[Path]) -> int:
         stored = nbformat.read(stored_path, as_version=4)
         runs = []
         for d in dirs:
-            p = d / stored_path.parent.name / stored_path.name
-            runs.append(nbformat.read(p, as_version=4) if p.exists() else None)
+            runs.append(load_run(d / stored_path.parent.name / stored_path.name))
         for i, cell in checked_cells(stored):
             tol = parse_marker(cell.source) or Tolerance()
-            row, moved = [], False
+            row, moved, pairs = [], False, []
             for run in runs:
-                if run is None:
+                new = None if run is None else run.get(i) if isinstance(run, dict) else \
+                    [c for c in run.cells if c.cell_type == "code"][i]
+                if new is None:
                     row.append("not run")
                     continue
-                new = [c for c in run.cells if c.cell_type == "code"][i]
                 s = cell_spread(cell, new)
+                pairs += s["pairs"]
                 moved |= s["moved"] > 0 or s["words"]
                 ok = not s["words"] and all_within(cell, new, tol)
                 failures += not ok
@@ -107,8 +123,23 @@ def compare(dirs: list[Path]) -> int:
                 marker = f"{tol.rel} / {tol.abs}" if tol.why else "default"
                 print(f"| {stored_path.parent.name}/{stored_path.stem} | {i} | {marker} | "
                       + " | ".join(row) + " |")
+                if detail:
+                    print(f"|  | needs | {needed(pairs)} |")
     print(f"\n{failures} cell comparisons would fail with the current markers")
     return 0
+
+
+def load_run(path: Path):
+    """An executed copy (``.ipynb``), or the outputs a test run recorded (``.json``,
+    see NBVAL_NUMBERS_RECORD in tools/nbval_numbers.py) as {code cell index: cell}."""
+    if path.exists():
+        return nbformat.read(path, as_version=4)
+    recorded = path.with_suffix(".json")
+    if recorded.exists():
+        cells = json.loads(recorded.read_text())
+        return {int(i): nbformat.from_dict({"cell_type": "code", "source": "", "metadata": {},
+                                            "outputs": outs}) for i, outs in cells.items()}
+    return None
 
 
 def all_within(stored_cell, new_cell, tol: Tolerance) -> bool:
@@ -150,7 +181,8 @@ def main(argv: list[str]) -> int:
     if len(argv) >= 2 and argv[0] == "run":
         return run(argv[1], argv[2:])
     if len(argv) >= 2 and argv[0] == "compare":
-        return compare([Path(a) for a in argv[1:]])
+        detail = "--detail" in argv
+        return compare([Path(a) for a in argv[1:] if a != "--detail"], detail)
     print(__doc__)
     return 2
 

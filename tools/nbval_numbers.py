@@ -17,20 +17,31 @@ which accepts a rounding flip and nothing more; none for an integer (``5,777``,
 a layer index, a step), since a count or a label that moves is a change. A cell widens it with a marker
 line that must state its reason, in the style of ``# NBVAL_IGNORE_OUTPUT``::
 
-    # NBVAL_TOLERANCE rel=0.02 abs=0.005 (kept counts move by up to 0.6% across CPU kernels)
+    # NBVAL_TOLERANCE rel=0.02 units=3 (kept counts move by up to 1.4% across CPU kernels)
 
-A number then passes when ``|new - stored| <= max(default, abs, rel * |stored|)``.
+A number then passes when ``|new - stored| <= max(default, units * u, abs,
+rel * |stored|)``, ``u`` being one unit in its last printed digit (so
+``units=3`` lets ``0.972`` move by 0.003 and ``146`` by 3); ``abs`` is a plain
+absolute bound, for cells whose numbers all share a scale.
 Widened tolerances are set from the spread measured by
 ``tools/measure_spread.py`` (README, "Reproducibility").
+
+With ``NBVAL_NUMBERS_RECORD=DIR`` set, every compared cell's fresh text
+outputs are also written to ``DIR/<folder>/<notebook>.json``, so that a test
+run under other CPU kernels doubles as a measurement of the spread
+(``tools/measure_spread.py compare DIR``).
 
 Loaded by the root ``conftest.py``; it only touches nbval's cells.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -45,11 +56,13 @@ MARKER_LINE = re.compile(r"#\s*NBVAL_TOLERANCE\b(?P<args>[^(]*)(?:\((?P<why>[^)]
 
 @dataclass(frozen=True)
 class Tolerance:
-    """How far a number may move: ``max(default, abs, rel * |stored|)``, where the
-    default is one unit in its last digit for decimals and 0 for integers."""
+    """How far a number may move: ``max(default, units * unit, abs, rel * |stored|)``,
+    where unit is one unit in its last printed digit and the default is one unit
+    for decimals and 0 for integers."""
 
     rel: float = 0.0
     abs: float = 0.0
+    units: float = 0.0
     why: str = ""
 
     def allows(self, stored: "Number", new: "Number") -> bool:
@@ -58,7 +71,8 @@ class Tolerance:
         return abs(new.value - stored.value) <= self.bound(stored) + slack
 
     def bound(self, stored: "Number") -> float:
-        return max(stored.default, self.abs, self.rel * abs(stored.value))
+        return max(stored.default, self.units * stored.unit, self.abs,
+                   self.rel * abs(stored.value))
 
 
 @dataclass(frozen=True)
@@ -128,13 +142,13 @@ def parse_marker(source: str) -> Tolerance | None:
         fields = {}
         for arg in m.group("args").split():
             key, _, value = arg.partition("=")
-            if key not in ("rel", "abs"):
-                raise ValueError(f"{line!r}: unknown field {key!r}; use rel=... and/or abs=...")
+            if key not in ("rel", "abs", "units"):
+                raise ValueError(f"{line!r}: unknown field {key!r}; use rel=, units= or abs=")
             fields[key] = float(value)
             if not math.isfinite(fields[key]) or fields[key] < 0:
                 raise ValueError(f"{line!r}: {key} must be a finite number >= 0")
         if not fields:
-            raise ValueError(f"{line!r}: give rel=... and/or abs=...")
+            raise ValueError(f"{line!r}: give rel=..., units=... and/or abs=...")
         return Tolerance(why=why, **fields)
     return None
 
@@ -165,6 +179,10 @@ def numeric_cell_class(base):
     """A subclass of nbval's cell class whose comparison is number-aware."""
 
     class NumericCell(base):
+        def compare_outputs(self, test, ref, skip_compare=None):
+            record(self, test)
+            return super().compare_outputs(test, ref, skip_compare)
+
         def sanitize(self, s):
             s = super().sanitize(s)
             return NumericText(s, self.tolerance) if isinstance(s, str) else s
@@ -173,13 +191,28 @@ def numeric_cell_class(base):
             super().format_output_compare(key, left, right)
             if isinstance(left, str) and isinstance(right, str):
                 tol = self.tolerance
-                how = (f"rel={tol.rel} abs={tol.abs} ({tol.why})" if tol.why
+                how = (f"rel={tol.rel} units={tol.units} abs={tol.abs} ({tol.why})" if tol.why
                        else "one unit in the last decimal; integers exactly")
                 self.comparison_traceback.append(f"  numbers compared within {how}:")
                 self.comparison_traceback += [f"    {d}" for d in differences(left, right, tol)]
 
     NumericCell.__name__ = base.__name__
     return NumericCell
+
+
+def record(cell, outputs) -> None:
+    """Append a cell's fresh text outputs to ``$NBVAL_NUMBERS_RECORD/<folder>/<name>.json``."""
+    root = os.environ.get("NBVAL_NUMBERS_RECORD")
+    if not root:
+        return
+    path = Path(str(cell.fspath))
+    out = Path(root) / path.parent.name / (path.stem + ".json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(out.read_text()) if out.exists() else {}
+    texts = [{**o, "data": {k: v for k, v in o["data"].items() if not k.startswith("image/")}}
+             if "data" in o else dict(o) for o in outputs]  # PNGs are never compared
+    data[str(cell.cell_num)] = texts
+    out.write_text(json.dumps(data))
 
 
 def pytest_collection_modifyitems(session, config, items):
