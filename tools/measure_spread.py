@@ -94,7 +94,7 @@ def needed(pairs: list[tuple[str, str]]) -> str:
 
 
 def compare(dirs: list[Path], detail: bool = False) -> int:
-    print("| notebook | cell | marker (rel / abs) | " + " | ".join(
+    print("| notebook | cell | marker | " + " | ".join(
         f"{d.name}: max abs, max rel, worst" for d in dirs) + " |")
     print("|---|---|---|" + "---|" * len(dirs))
     failures = 0
@@ -107,8 +107,7 @@ def compare(dirs: list[Path], detail: bool = False) -> int:
             tol = parse_marker(cell.source) or Tolerance()
             row, moved, pairs = [], False, []
             for run in runs:
-                new = None if run is None else run.get(i) if isinstance(run, dict) else \
-                    [c for c in run.cells if c.cell_type == "code"][i]
+                new = None if run is None else run.get(i)
                 if new is None:
                     row.append("not run")
                     continue
@@ -120,7 +119,7 @@ def compare(dirs: list[Path], detail: bool = False) -> int:
                 row.append(("WORDS CHANGED" if s["words"] else
                             f"{s['abs']:.3g}, {s['rel']:.2%}, {s['worst']}") + ("" if ok else " **FAILS**"))
             if moved:
-                marker = f"{tol.rel} / {tol.abs}" if tol.why else "default"
+                marker = f"rel {tol.rel} units {tol.units} abs {tol.abs}" if tol.why else "default"
                 print(f"| {stored_path.parent.name}/{stored_path.stem} | {i} | {marker} | "
                       + " | ".join(row) + " |")
                 if detail:
@@ -130,10 +129,11 @@ def compare(dirs: list[Path], detail: bool = False) -> int:
 
 
 def load_run(path: Path):
-    """An executed copy (``.ipynb``), or the outputs a test run recorded (``.json``,
-    see NBVAL_NUMBERS_RECORD in tools/nbval_numbers.py) as {code cell index: cell}."""
+    """{code cell index: cell} of an executed copy (``.ipynb``), or of the outputs a
+    test run recorded (``.json``, see NBVAL_NUMBERS_RECORD in tools/nbval_numbers.py)."""
     if path.exists():
-        return nbformat.read(path, as_version=4)
+        nb = nbformat.read(path, as_version=4)
+        return dict(enumerate(c for c in nb.cells if c.cell_type == "code"))
     recorded = path.with_suffix(".json")
     if recorded.exists():
         cells = json.loads(recorded.read_text())
