@@ -183,6 +183,11 @@ def get_profile(name: str | Profile | None = None) -> Profile:
     ``pythia-70m`` when a GPU and the network are both there, else ``tiny``."""
     if isinstance(name, Profile):
         return name
+    if name is not None and not isinstance(name, str):  # e.g. a model passed for its profile
+        from .inputs import describe
+        raise TypeError(f"expected a profile (a name such as 'tiny', or a Profile), got "
+                        f"{describe(name)}: pass the profile instead; functions that take "
+                        "one load its model and data themselves")
     if name is None:
         name = os.environ.get("BIGRAMLAB_PROFILE") or _auto_profile_name()
     if name not in PROFILES:
