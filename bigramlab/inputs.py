@@ -15,6 +15,7 @@ chapter relies on it.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import pickle
@@ -108,28 +109,39 @@ def check_token_ids(ids, vocab_size: int | None, *, ndim: tuple = (2,),
     return ids
 
 
-def _causal_names() -> set[str]:
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+@functools.lru_cache(maxsize=1)
+def _lm_class_names() -> tuple[frozenset, frozenset]:
+    """(causal-LM class names, masked-LM class names) that transformers knows."""
+    from transformers.models.auto import modeling_auto as auto
 
-    names = set()
-    for v in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values():
-        names.update(v if isinstance(v, (tuple, list)) else (v,))
-    return names
+    def names(mapping):
+        out = set()
+        for v in mapping.values():
+            out.update(v if isinstance(v, (tuple, list)) else (v,))
+        return frozenset(out)
+    return (names(auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES),
+            names(auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES))
 
 
 def check_causal_lm(model, where: str = "") -> int | None:
     """Raise TypeError unless ``model`` is a torch module and, when it is a
-    Hugging Face model, a causal (next-token) LM. Returns the size of its
-    input vocabulary (embedding rows) when it can tell, else None."""
+    Hugging Face model, a causal (next-token) LM: a causal-LM class, a decoder
+    config, or a model that generates and is not a masked LM. Returns the size
+    of its input vocabulary (embedding rows) when it can tell, else None."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"{where}model must be a torch language model, got {describe(model)}: "
                         "load one with load_model(profile)")
-    config = getattr(model, "config", None)
+    inner = getattr(model, "_orig_mod", model)  # torch.compile's wrapper
+    config = getattr(inner, "config", None)
     if config is not None and hasattr(config, "is_decoder"):  # a Hugging Face model
-        causal = _causal_names()
-        if not (config.is_decoder or any(c.__name__ in causal for c in type(model).__mro__)):
+        causal_names, masked_names = _lm_class_names()
+        names = {c.__name__ for c in type(inner).__mro__}
+        causal = bool(names & causal_names) or bool(config.is_decoder)
+        can_generate = getattr(inner, "can_generate", None)
+        generates = bool(can_generate()) if callable(can_generate) else False
+        if not causal and (names & masked_names or not generates):
             raise TypeError(f"{where}needs a causal (next-token) language model, got a "
-                            f"{type(model).__name__}, which does not predict the next token: "
+                            f"{type(inner).__name__}, which does not predict the next token: "
                             "load a causal LM (AutoModelForCausalLM, e.g. Pythia or GPT-2)")
     emb = getattr(model, "get_input_embeddings", None)
     emb = emb() if callable(emb) else None

@@ -16,6 +16,8 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
+from .inputs import describe
+
 # Pythia's public revisions used in the paper (METHOD.md section 3).
 PYTHIA_CHECKPOINTS = (
     "step0", "step128", "step256", "step512", "step1000", "step2000", "step3000",
@@ -184,7 +186,6 @@ def get_profile(name: str | Profile | None = None) -> Profile:
     if isinstance(name, Profile):
         return name
     if name is not None and not isinstance(name, str):  # e.g. a model passed for its profile
-        from .inputs import describe
         raise TypeError(f"expected a profile (a name such as 'tiny', or a Profile), got "
                         f"{describe(name)}: pass the profile instead; functions that take "
                         "one load its model and data themselves")
