@@ -48,6 +48,8 @@ from typing import Iterable
 
 import torch
 
+from .inputs import check_no_nan, check_token_ids
+
 __all__ = ["BigramModel", "BigramFileError", "DENSE_MAX_ENTRIES"]
 
 #: Largest table, in cells ((V + 1) * V), that is counted and kept dense.
@@ -377,7 +379,8 @@ class BigramModel:
         column being -log2 P(x[0] | start).  Probability 0 gives ``inf``.
         A 1-D input gives a 1-D output.
         """
-        ids = self._ids(input_ids, self.vocab_size)
+        ids = check_token_ids(self._ids(input_ids, self.vocab_size), None, ndim=(1, 2),
+                              where="BigramModel.surprisal: ")
         one_d = ids.dim() == 1
         if one_d:
             ids = ids.unsqueeze(0)
@@ -799,6 +802,9 @@ def surprisal_correlation(model_bits, bigram_bits, inf: str = "max") -> float:
         return np.asarray(x, dtype=np.float64).reshape(-1)
 
     m, b = flat(model_bits), flat(bigram_bits)
+    for name, x in (("model_bits", m), ("bigram_bits", b)):  # pearsonr would return nan
+        check_no_nan(name, x, "NaN surprisals come from NaN logits or weights; fix those, or "
+                     "drop the NaN positions from both inputs", where="surprisal_correlation: ")
     if m.shape != b.shape:
         raise ValueError(f"surprisals differ in size: {m.size} model vs {b.size} bigram")
     if inf not in ("max", "drop"):
@@ -826,7 +832,7 @@ def surprisal_correlation(model_bits, bigram_bits, inf: str = "max") -> float:
 
 @torch.no_grad()
 def lm_bigram_cross_entropy(model, bigram: BigramModel, input_ids: torch.Tensor,
-                            batch_size: int = 32, progress: bool = False) -> float:
+                            batch_size: int = 32, progress: bool = True) -> float:
     """Mean cross-entropy, in nats, from the bigram distribution to the LM's output.
 
     For every position i of every sequence (all of them, as in the paper's
@@ -836,7 +842,8 @@ def lm_bigram_cross_entropy(model, bigram: BigramModel, input_ids: torch.Tensor,
     loss that mask training minimizes (Chapter 3); for the full model it is
     the starting point.  The LM runs on its own device in batches; each
     batch's logits go to the bigram model's device (no copy when they share
-    one).  Returns a float.
+    one).  Returns a float.  Shows a progress bar over the batches
+    (``progress=False``: none).
     """
     from .surprisal import lm_logits
 

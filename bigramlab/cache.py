@@ -4,7 +4,11 @@ Each entry is a folder ``<cache>/<kind>-<key>``. It is built in a sibling
 ``.partial`` folder and renamed into place only when complete, then a
 ``MANIFEST.json`` records the size and SHA-256 of every file. An entry whose
 manifest is missing or whose files do not match it (a killed build, a
-truncated download, a disk error) is treated as corrupt and rebuilt.
+truncated download, a disk error) is treated as corrupt and rebuilt; a
+builder that can resume (the tiny LM's pretraining) gets the intact rest
+of it back instead of an empty folder. A file that matches the manifest but
+cannot be read (``DamagedFileError`` from the loader, see :func:`cached_load`)
+also gets its entry rebuilt.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+
+from .inputs import DamagedFileError
 
 MANIFEST = "MANIFEST.json"
 
@@ -58,45 +64,91 @@ def write_manifest(folder: Path, meta: dict | None = None) -> None:
     (folder / MANIFEST).write_text(json.dumps({"meta": meta or {}, "files": files}, indent=1))
 
 
-def verify(folder: Path) -> str | None:
-    """None when ``folder`` is a complete, intact entry; else what is wrong."""
-    manifest = folder / MANIFEST
-    if not manifest.exists():
-        return "no manifest (the build did not finish)"
+def _recorded(folder: Path) -> dict | None:
     try:
-        files = json.loads(manifest.read_text())["files"]
-    except (ValueError, KeyError):
-        return "unreadable manifest"
-    for rel, info in files.items():
-        p = folder / rel
-        if not p.exists():
-            return f"missing file {rel}"
-        if p.stat().st_size != info["bytes"] or _sha256(p) != info["sha256"]:
-            return f"file {rel} does not match its recorded hash"
+        return json.loads((folder / MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _problem(folder: Path, rel: str, info: dict) -> str | None:
+    p = folder / rel
+    if not p.exists():
+        return f"missing file {rel}"
+    if p.stat().st_size != info["bytes"] or _sha256(p) != info["sha256"]:
+        return f"file {rel} does not match its recorded hash"
     return None
 
 
+def verify(folder: Path) -> str | None:
+    """None when ``folder`` is a complete, intact entry; else what is wrong."""
+    if not (folder / MANIFEST).exists():
+        return "no manifest (the build did not finish)"
+    files = _recorded(folder)
+    if files is None:
+        return "unreadable manifest"
+    return next((p for rel, info in files.items() if (p := _problem(folder, rel, info))), None)
+
+
+def damaged_files(folder: Path) -> list[str] | None:
+    """The files of ``folder`` that are missing or differ from its manifest
+    (relative paths); None when there is no readable manifest to tell."""
+    files = _recorded(folder)
+    if files is None:
+        return None
+    return [rel for rel, info in files.items() if _problem(folder, rel, info)]
+
+
 def cached(kind: str, key: str, build: Callable[[Path], dict | None], *,
-           verbose: bool = True) -> Path:
+           verbose: bool = True, resumable: bool = False) -> Path:
     """The folder of entry ``kind-key``, building it with ``build(partial_dir)`` if
     it is absent or corrupt. ``build`` writes its files into the folder it gets and
     may return metadata for the manifest. A ``.partial`` folder left by a killed
     build is handed to ``build`` again, so builders that save progress can resume.
+
+    ``resumable``: a corrupt entry is not deleted but handed back to ``build`` as
+    a partial folder, less the files that differ from the manifest (with the
+    manifest lost, nothing is removed): ``build`` must check what it reuses.
     """
     final = entry_path(kind, key)
+    partial = final.with_name(final.name + ".partial")
     if final.exists():
         problem = verify(final)
         if problem is None:
             return final
         if verbose:
-            print(f"bigramlab: cache entry {final} is corrupt ({problem}); rebuilding it")
-        shutil.rmtree(final)
-    partial = final.with_name(final.name + ".partial")
+            what = "resuming its build from the intact files" if resumable else "rebuilding it"
+            print(f"bigramlab: cache entry {final} is corrupt ({problem}); {what}")
+        if resumable:
+            for rel in damaged_files(final) or []:
+                (final / rel).unlink(missing_ok=True)
+            (final / MANIFEST).unlink(missing_ok=True)
+            shutil.rmtree(partial, ignore_errors=True)
+            final.rename(partial)
+        else:
+            shutil.rmtree(final)
     partial.mkdir(parents=True, exist_ok=True)
     meta = build(partial)
     write_manifest(partial, meta)
     partial.rename(final)
     return final
+
+
+def cached_load(kind: str, key: str, build: Callable[[Path], dict | None],
+                load: Callable[[Path], object], *, verbose: bool = True):
+    """``load(folder)`` of entry ``kind-key`` (built by :func:`cached` if needed).
+    When ``load`` raises ``DamagedFileError`` (a file that matches the manifest
+    but cannot be read: damaged before the manifest was written, or the manifest
+    rewritten), the entry is reported as damaged, rebuilt and loaded again."""
+    folder = cached(kind, key, build, verbose=verbose)
+    try:
+        return load(folder)
+    except DamagedFileError as e:
+        if verbose:
+            print(f"bigramlab: cache entry {folder} is damaged ({e.path.name} cannot be read, "
+                  "although it matches the manifest); rebuilding it")
+        shutil.rmtree(folder)
+    return load(cached(kind, key, build, verbose=verbose))
 
 
 def list_entries() -> list[dict]:

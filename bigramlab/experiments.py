@@ -23,6 +23,8 @@ import functools
 
 import torch
 
+from .inputs import check_real, check_type
+
 __all__ = ["mask_config", "train_subnetwork", "evaluate_subnetwork", "reference_subnetwork",
            "TARGETS"]
 
@@ -69,17 +71,20 @@ def train_subnetwork(profile=None, lam: float | None = None, checkpoint: str | N
     changes  any other ``SparsifyConfig`` field, e.g. ``max_steps=200``.
 
     Trained once and cached on disk (``mask-<key>``); a later call with the same
-    profile, checkpoint, target and config loads it (a killed run resumes)."""
-    from .cache import cached, key_of
+    profile, checkpoint, target and config loads it (a killed run resumes, a
+    damaged entry is rebuilt). Every argument is checked before anything loads."""
+    from .cache import cached_load, key_of
     from .corpus import load_corpus
     from .profiles import get_profile
     from .sparsify import BigramTarget, FullModelTarget, sparsify
 
-    p = get_profile(profile)
+    p = get_profile(profile)  # TypeError for a model or anything else that is not a profile
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; use one of {TARGETS}")
+    check_type("checkpoint", checkpoint, (str, type(None)),
+               f"use a revision name such as {p.final_checkpoint!r}", where="train_subnetwork: ")
     checkpoint = checkpoint or p.final_checkpoint
-    config = mask_config(p, lam, **changes)
+    config = mask_config(p, lam, **changes)  # every setting's range is checked here
     model, bigram = _loaded(p, checkpoint)
     tgt = BigramTarget(bigram) if target == "bigram" else FullModelTarget()
     train = load_corpus(p, "train")
@@ -96,12 +101,13 @@ def train_subnetwork(profile=None, lam: float | None = None, checkpoint: str | N
         return {"profile": p.name, "checkpoint": checkpoint, "target": target,
                 "lambda": config.lam, "steps": res.steps, "kept": res.kept_count}
 
-    folder = cached("mask", key, build)
-    return sparsify(model, train, tgt, config, state_dir=folder, progress=False)
+    return cached_load("mask", key, build, lambda folder: sparsify(
+        model, train, tgt, config, state_dir=folder, progress=False))
 
 
 @torch.no_grad()
-def evaluate_subnetwork(profile=None, subnetwork=None, checkpoint: str | None = None) -> dict:
+def evaluate_subnetwork(profile=None, subnetwork=None, checkpoint: str | None = None,
+                        progress: bool = True) -> dict:
     """How bigram-like ``subnetwork`` (None: the full model) is, on the eval split.
 
     Returns a dict: ``r_max`` and ``r_drop`` (Pearson r of per-token surprisals
@@ -109,14 +115,21 @@ def evaluate_subnetwork(profile=None, subnetwork=None, checkpoint: str | None = 
     largest finite value / dropped), ``ce_bigram`` (nats, from the bigram
     distribution to the subnetwork, all positions), ``ce_lm`` (nats, the
     subnetwork's own language-modelling loss on the eval text), ``kept``
-    (entries) and ``share`` (of the maskable entries)."""
+    (entries) and ``share`` (of the maskable entries). Shows a progress bar
+    over the eval batches (``progress=False``: none)."""
     from .bigrams import batch_bigram_cross_entropy, surprisal_correlation
     from .corpus import load_corpus
     from .profiles import get_profile
+    from .sparsify import SparsifyResult
     from .subnetwork import Subnetwork
     from .surprisal import cross_entropy_nats, lm_logits, logits_surprisal
 
     p = get_profile(profile)
+    fix = ("pass the result's .mask" if isinstance(subnetwork, SparsifyResult) else
+           "wrap a dict of name -> bool masks as Subnetwork(masks), or pass None for the "
+           "full model")
+    check_type("subnetwork", subnetwork, (Subnetwork, type(None)), fix,
+               where="evaluate_subnetwork: ")
     checkpoint = checkpoint or p.final_checkpoint
     model, bigram = _loaded(p, checkpoint)
     if subnetwork is None:
@@ -125,7 +138,8 @@ def evaluate_subnetwork(profile=None, subnetwork=None, checkpoint: str | None = 
     s_bigram = _bigram_surprisal(p.key(), p, bigram.device)
     parts, ce_sum = [], 0.0
     with subnetwork.apply(model):
-        for x, logits in lm_logits(model, ev):  # one forward pass serves both measures
+        # one forward pass serves both measures
+        for x, logits in lm_logits(model, ev, progress=progress, desc="evaluating"):
             parts.append(logits_surprisal(logits, x).cpu())
             ce_sum += batch_bigram_cross_entropy(bigram, logits, x) * x.numel()
     s_sub = torch.cat(parts)
@@ -157,6 +171,8 @@ def reference_subnetwork(profile=None, lam: float | None = None, **changes):
 
     p = get_profile(profile)
     lam = p.default_lambda if lam is None else lam
+    check_real("lam", lam, 0, float("inf"), also=(float("-inf"),), where="reference_subnetwork: ",
+               why="the lambda of the mask to compare with")
     if p.is_tiny:
         sub = train_subnetwork(p, lam, **(changes | {"seed": 1})).mask
         return sub, f"the same training, another data order (seed 1), lambda {lam:g}"

@@ -16,6 +16,8 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
+from .inputs import describe
+
 # Pythia's public revisions used in the paper (METHOD.md section 3).
 PYTHIA_CHECKPOINTS = (
     "step0", "step128", "step256", "step512", "step1000", "step2000", "step3000",
@@ -183,6 +185,10 @@ def get_profile(name: str | Profile | None = None) -> Profile:
     ``pythia-70m`` when a GPU and the network are both there, else ``tiny``."""
     if isinstance(name, Profile):
         return name
+    if name is not None and not isinstance(name, str):  # e.g. a model passed for its profile
+        raise TypeError(f"expected a profile (a name such as 'tiny', or a Profile), got "
+                        f"{describe(name)}: pass the profile instead; functions that take "
+                        "one load its model and data themselves")
     if name is None:
         name = os.environ.get("BIGRAMLAB_PROFILE") or _auto_profile_name()
     if name not in PROFILES:

@@ -48,6 +48,7 @@ from typing import Callable
 import torch
 from torch.func import functional_call
 
+from .inputs import DamagedFileError, check_int, check_real, load_torch_file
 from .progress import progress_bar
 
 __all__ = ["SparsifyConfig", "SparsifyResult", "BigramTarget", "FullModelTarget", "sparsify",
@@ -57,6 +58,7 @@ __all__ = ["SparsifyConfig", "SparsifyResult", "BigramTarget", "FullModelTarget"
 
 STATE_FILE = "sparsify_state.pt"
 RESULT_FILE = "sparsify_result.pt"
+_LAM_WHY = "the density penalty's weight; -inf keeps every entry, inf none"
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,42 @@ class SparsifyConfig:
     save_every: int = 100
     log_every: int = 10
 
+    def __post_init__(self):
+        # Every knob checked here, where it enters: a NaN lambda or max_steps 0 would
+        # otherwise train (and cache) an empty mask marked stable. Values are checked,
+        # never converted: the config's fields are part of the mask cache key.
+        inf, w = math.inf, "SparsifyConfig: "
+        check_real("lam", self.lam, 0, inf, also=(-inf,), where=w, why=_LAM_WHY)
+        check_real("lr", self.lr, 0, inf, lo_open=True, hi_open=True, where=w,
+                   why="AdamW's learning rate on the mask logits; the paper uses 5e-5")
+        check_real("temp_growth", self.temp_growth, 1, inf, hi_open=True, where=w,
+                   why="T is multiplied by it every step: below 1 the mask softens "
+                       "instead of hardening; the paper uses 1.001")
+        check_real("init_temp", self.init_temp, 0, inf, lo_open=True, hi_open=True, where=w)
+        for name in ("mask_init", "zero_logit"):
+            check_real(name, getattr(self, name), -inf, inf, lo_open=True, hi_open=True,
+                       where=w)
+        check_real("weight_decay", self.weight_decay, 0, inf, hi_open=True, where=w)
+        betas = self.betas if isinstance(self.betas, (tuple, list)) else ()
+        if len(betas) != 2:
+            raise ValueError(f"{w}betas = {self.betas!r} is not allowed: use two numbers in "
+                             "[0, 1), e.g. (0.9, 0.999)")
+        for i, b in enumerate(betas):
+            check_real(f"betas[{i}]", b, 0, 1, hi_open=True, where=w)
+        check_real("eps", self.eps, 0, inf, lo_open=True, hi_open=True, where=w)
+        check_real("stop_low", self.stop_low, 0, 1, hi_open=True, where=w)
+        check_real("stop_high", self.stop_high, self.stop_low, 1, lo_open=True, where=w,
+                   why="it must lie above stop_low")
+        check_real("stop_share", self.stop_share, 0, inf, hi_open=True, where=w,
+                   why="0 never stops early")
+        check_real("spike_add", self.spike_add, 0, inf, hi_open=True, where=w)
+        check_real("spike_mult", self.spike_mult, 1, inf, hi_open=True, where=w)
+        for name in ("max_steps", "batch_size", "max_attempts", "spike_window", "save_every",
+                     "log_every"):
+            check_int(name, getattr(self, name), 1, where=w)
+        check_int("reattain_steps", self.reattain_steps, 0, where=w)
+        check_int("seed", self.seed, 0, where=w)
+
     @classmethod
     def from_profile(cls, profile, lam: float | None = None, **changes) -> "SparsifyConfig":
         """The profile's mask-training choices (lr, temp_growth, max_steps,
@@ -123,6 +161,14 @@ class SparsifyConfig:
         from .profiles import get_profile
 
         p = get_profile(profile)
+        settings = [f.name for f in dataclasses.fields(cls) if f.name != "lam"]
+        unknown = [k for k in changes if k not in settings + ["lam"]]
+        if unknown:
+            raise TypeError(f"unknown mask-training setting {unknown[0]!r}: use one of "
+                            f"{', '.join(settings)} (and lam for lambda)")
+        if lam is not None:  # float() of a string or a NaN would slip through silently
+            check_real("lam", lam, 0, math.inf, also=(-math.inf,), where="SparsifyConfig: ",
+                       why=_LAM_WHY)
         return cls(**dict(lam=p.default_lambda if lam is None else float(lam), lr=p.mask_lr,
                           temp_growth=p.temp_growth, max_steps=p.max_steps,
                           batch_size=p.batch_size) | changes)
@@ -362,7 +408,9 @@ def sparsify(model, train_ids: torch.Tensor, target: Callable, config: SparsifyC
                ``save_every`` steps) and, at the end, the result: a run
                started again with the same folder resumes and gives the
                bit-identical mask; a finished one is loaded, not retrained.
-               The config must match the saved one.
+               The config must match the saved one. A damaged result file
+               raises ``DamagedFileError``; a damaged state file is dropped
+               with a warning (the run starts over).
     Returns a ``SparsifyResult``; ``.mask`` is a ``Subnetwork``.
     """
     names = _mask_names(model, names)
@@ -381,7 +429,7 @@ def sparsify(model, train_ids: torch.Tensor, target: Callable, config: SparsifyC
         return _result(model, logits, run, True, [], n_entries, config)
 
     if state_dir is not None and (state_dir / RESULT_FILE).exists():
-        saved = torch.load(state_dir / RESULT_FILE, weights_only=True)
+        saved = load_torch_file(state_dir / RESULT_FILE)  # DamagedFileError when unreadable
         _check_config(saved["config"], config, state_dir)
         return _result(model, saved["mask_logits"], saved["run"], saved["stable"],
                        saved["attempt_log"], n_entries, config)
@@ -397,7 +445,8 @@ def sparsify(model, train_ids: torch.Tensor, target: Callable, config: SparsifyC
     try:
         attempt_log, state = [], None
         if state_dir is not None and (state_dir / STATE_FILE).exists():
-            state = torch.load(state_dir / STATE_FILE, weights_only=True, map_location=device)
+            state = _load_state(state_dir / STATE_FILE, device)
+        if state is not None:
             _check_config(state["config"], config, state_dir)
             attempt_log = state["attempt_log"]
         while True:
@@ -499,6 +548,17 @@ def _save(path: Path, obj) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
     tmp.replace(path)
+
+
+def _load_state(path: Path, device):
+    """The resumable state saved at ``path``; None (with a warning) when it is damaged:
+    the run then starts over, which gives the same mask (training is deterministic)."""
+    try:
+        return load_torch_file(path, map_location=device)
+    except DamagedFileError as e:
+        warnings.warn(f"{e.path} is damaged; ignoring it and starting this run over")
+        path.unlink()
+        return None
 
 
 def _check_config(saved: dict, config: SparsifyConfig, state_dir) -> None:

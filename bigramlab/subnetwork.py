@@ -259,7 +259,11 @@ class Subnetwork(Mapping):
         """Kept entries / maskable entries (of ``model``, checked, when given)."""
         if model is not None:
             self.check(model)
-        return self.count() / sum(m.numel() for m in self.values())
+        total = sum(m.numel() for m in self.values())
+        if total == 0:
+            raise ValueError("Subnetwork.share: this subnetwork has no mask entries, so it has "
+                             "no share: build it for a model, e.g. Subnetwork.full(model)")
+        return self.count() / total
 
     def counts_by_layer(self, model) -> dict[int, int]:
         """{layer: kept entries in that layer's four matrices}."""

@@ -12,26 +12,42 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .inputs import check_causal_lm, check_token_ids
 from .progress import progress_bar
 
 LN2 = math.log(2.0)
 
 
-@torch.no_grad()
 def lm_logits(model, input_ids: torch.Tensor, batch_size: int = 32, progress: bool = False,
               desc: str = "LM"):
-    """Yield ``(x, logits)`` for ``input_ids`` in batches of ``batch_size`` rows, both on
-    the model's device (no gradients): the one loop every measure over a text shares."""
+    """An iterator of ``(x, logits)`` for ``input_ids`` (batch, seq) in batches of
+    ``batch_size`` rows, both on the model's device (no gradients): the one loop
+    every measure over a text shares. The inputs are checked at once, not at the
+    first batch."""
+    vocab = check_causal_lm(model, where=f"{desc}: ")
+    check_token_ids(input_ids, vocab, where=f"{desc}: ")
+    return _batches(model, input_ids, batch_size, progress, desc)
+
+
+@torch.no_grad()
+def _batches(model, input_ids, batch_size, progress, desc):
     device = next(model.parameters()).device
-    for i in progress_bar(range(0, len(input_ids), batch_size), enabled=progress, desc=desc):
+    # leave=False: a finished bar goes away (chapters measure many models in a row)
+    for i in progress_bar(range(0, len(input_ids), batch_size), enabled=progress, desc=desc,
+                          leave=False):
         x = input_ids[i:i + batch_size].to(device)
         yield x, model(input_ids=x).logits
 
 
 def lm_surprisal(model, input_ids: torch.Tensor, batch_size: int = 32,
                  progress: bool = False) -> torch.Tensor:
-    """(n, seq-1) surprisal in bits of every next token under ``model``, computed in
-    batches on the model's device; returned on the CPU as float32."""
+    """(n, seq-1) surprisal in bits of every next token under ``model`` (a causal
+    LM), computed in batches on the model's device; returned on the CPU as float32.
+    ``input_ids``: (n, seq) integer ids of the model's vocabulary, n >= 1."""
+    vocab = check_causal_lm(model, where="lm_surprisal: ")
+    check_token_ids(input_ids, vocab, where="lm_surprisal: ")
+    if len(input_ids) == 0:
+        raise ValueError("lm_surprisal: input_ids has no rows: pass at least one sequence")
     return torch.cat([logits_surprisal(logits, x).cpu() for x, logits in
                       lm_logits(model, input_ids, batch_size, progress, "surprisal")])
 

@@ -129,8 +129,10 @@ def build_tokens(profile=None) -> Path:
 
 
 def build_lm(profile=None, progress: bool = True) -> Path:
-    """Folder with ``checkpoints/<stepN>/`` (``save_pretrained``), ``train_log.json``
-    (per-step loss, nats) and ``report.json`` (timings and eval cross-entropies)."""
+    """Folder with ``checkpoints/<stepN>/`` (``save_pretrained``, plus the trainer
+    state that resuming from it needs), ``train_log.json`` (per-step loss, nats)
+    and ``report.json`` (timings). A damaged entry keeps its intact checkpoints
+    and pretraining resumes after the last of them (bit-identical result)."""
     p = _tiny(profile)
 
     def build(out: Path) -> dict:
@@ -155,7 +157,8 @@ def build_lm(profile=None, progress: bool = True) -> Path:
         (out / "report.json").write_text(json.dumps(report, indent=1))
         return report
 
-    return cached("tinylm", _lm_key(p), build)
+    # resumable: a damaged entry resumes pretraining from its last intact checkpoint
+    return cached("tinylm", _lm_key(p), build, resumable=True)
 
 
 def build_world(profile=None, progress: bool = True) -> dict:
@@ -170,11 +173,12 @@ def training_log(profile=None) -> list[float]:
     return json.loads((build_lm(profile) / "train_log.json").read_text())["loss"]
 
 
-def evaluate_world(profile=None, checkpoint: str | None = None) -> dict:
+def evaluate_world(profile=None, checkpoint: str | None = None, progress: bool = True) -> dict:
     """Eval-split cross-entropy (nats/token) of the tiny LM and of a bigram model
     counted on the train split, over the same positions: those whose bigram pair
     was seen in training (an unseen pair has bigram probability 0, surprisal inf).
-    Also reports how many positions were left out for that reason."""
+    Also reports how many positions were left out for that reason. Shows a
+    progress bar over the eval batches (``progress=False``: none)."""
     from .bigrams import bigram_model
     from .corpus import load_corpus
     from .models import load_model
@@ -184,7 +188,7 @@ def evaluate_world(profile=None, checkpoint: str | None = None) -> dict:
     ev = load_corpus(p, "eval")
     model, _ = load_model(p, checkpoint, device="cpu")
     bigram = bigram_model(p, device="cpu")
-    s_bigram, s_lm = bigram.surprisal(ev).cpu(), lm_surprisal(model, ev)
+    s_bigram, s_lm = bigram.surprisal(ev).cpu(), lm_surprisal(model, ev, progress=progress)
     seen = torch.isfinite(s_bigram)
     ce_lm = float(s_lm[seen].double().mean() * LN2)
     ce_bigram = float(s_bigram[seen].double().mean() * LN2)

@@ -84,7 +84,9 @@ def test_resume_after_kill_gives_the_same_weights(small_world, tmp_path, monkeyp
         build_world(SMALL, progress=False)
     monkeypatch.setattr(pretrain, "_save", real_save)
     partial = list((tmp_path / "b").glob("tinylm-*.partial"))
-    assert partial and (partial[0] / "state.pt").exists()
+    saved = sorted(p.name for p in (partial[0] / "checkpoints").iterdir())
+    assert saved == ["step0", "step1", "step2", "step4"]  # each with its trainer state
+    assert all((partial[0] / "checkpoints" / c / pretrain.TRAINER_STATE).exists() for c in saved)
     got = _final_weights(build_world(SMALL, progress=False))
     assert all(torch.equal(want[k], got[k]) for k in want)
 
