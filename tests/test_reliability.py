@@ -352,7 +352,6 @@ LM_DAMAGE = [  # (file, how, checkpoints trained again)
 ]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("rel, how, retrained", LM_DAMAGE)
 def test_damaged_lm_resumes_from_last_intact_checkpoint(small, monkeypatch, capsys, rel, how,
                                                         retrained):
@@ -368,7 +367,6 @@ def test_damaged_lm_resumes_from_last_intact_checkpoint(small, monkeypatch, caps
     assert _same_entry(_recorded(again), want)  # bit-identical to the undamaged build
 
 
-@pytest.mark.slow
 def test_damaged_lm_of_an_older_build_is_retrained_whole(small, monkeypatch):
     """An entry made before checkpoints carried their trainer state cannot resume:
     it is trained again from step 0 (as before), with the same result."""
@@ -385,7 +383,6 @@ def test_damaged_lm_of_an_older_build_is_retrained_whole(small, monkeypatch):
     assert _recorded(again)[0] == want
 
 
-@pytest.mark.slow
 def test_killed_checkpoint_save_is_discarded(small, monkeypatch):
     """A kill between writing a checkpoint's files and renaming its folder leaves a
     ``.tmp`` folder: resuming deletes it and trains that checkpoint again."""
@@ -414,7 +411,6 @@ def _fake_matching_manifest(folder):
     cache.write_manifest(folder, json.loads((folder / cache.MANIFEST).read_text())["meta"])
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("how", ["truncate", "garble"])
 def test_damaged_mask_with_matching_manifest_is_rebuilt(small, capsys, how):
     first = train_subnetwork(SMALL, 1.0, progress=False)
@@ -461,7 +457,6 @@ def test_damaged_state_file_starts_the_run_over(tmp_path, lm, ids):
 
 
 # ---------------------------------------------------------- progress bars
-@pytest.mark.slow
 @pytest.mark.parametrize("call, desc", [
     (lambda: evaluate_subnetwork(SMALL), "evaluating"),
     (lambda: evaluate_world(SMALL), "surprisal"),
