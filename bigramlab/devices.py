@@ -19,6 +19,22 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+def numerics(device: torch.device | str | None = None) -> dict:
+    """What decides the last bits of float results on ``device``: the device type,
+    the torch build, and on a CPU the SIMD kernel set torch dispatches to
+    (``$ATEN_CPU_CAPABILITY`` can lower it), MKL's code path (``$MKL_CBWR``) and
+    the thread count; on a GPU its name. Part of the cache key of every trained
+    artifact, so a cache is never reused where training would give other bits."""
+    device = torch.device(device) if device is not None else default_device()
+    out = {"device": device.type, "torch": torch.__version__}
+    if device.type == "cpu":
+        out.update(kernels=torch.backends.cpu.get_cpu_capability(),
+                   mkl_cbwr=os.environ.get("MKL_CBWR", ""), threads=torch.get_num_threads())
+    elif device.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(device)
+    return out
+
+
 def describe_device(device: torch.device | None = None) -> str:
     """A one-line description, e.g. 'cuda (Tesla T4, 15.0 GiB)' or 'cpu (2 threads)'."""
     device = device or default_device()

@@ -23,6 +23,7 @@ import functools
 
 import torch
 
+from .devices import numerics
 from .inputs import check_real, check_type
 
 __all__ = ["mask_config", "train_subnetwork", "evaluate_subnetwork", "reference_subnetwork",
@@ -90,11 +91,12 @@ def train_subnetwork(profile=None, lam: float | None = None, checkpoint: str | N
     train = load_corpus(p, "train")
     if config.lam == float("inf") or config.lam == float("-inf"):
         return sparsify(model, train, tgt, config, progress=False)
-    # The device type is in the key, as for the tiny LM: CUDA and CPU round differently.
+    # The numeric environment is in the key, as for the tiny LM: other kernels round
+    # differently, and mask training amplifies it (README, "Reproducibility").
     key = key_of(_FORMAT_VERSION, p.key("model_id", "corpus", "seq_len", "n_train_seqs",
                                         "n_eval_seqs", "world"),
                  checkpoint, target, dataclasses.asdict(config),
-                 next(model.parameters()).device.type)
+                 numerics(next(model.parameters()).device))
 
     def build(out):
         res = sparsify(model, train, tgt, config, state_dir=out, progress=progress)

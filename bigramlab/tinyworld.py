@@ -26,7 +26,7 @@ import torch
 
 from . import grammar
 from .cache import cached, key_of
-from .devices import default_device
+from .devices import default_device, numerics
 from .profiles import Profile, get_profile
 
 # Bump when a stage's code changes what it produces, so old cache entries are not reused.
@@ -46,10 +46,11 @@ def _tokens_key(p: Profile) -> str:
 
 
 def _lm_key(p: Profile) -> str:
-    # The device type is part of the key: CUDA and CPU kernels round differently,
-    # so the same seed gives the same weights only on the same kind of device.
+    # The numeric environment is part of the key: other kernels (CUDA vs CPU, AVX2 vs
+    # AVX-512, another thread count) round differently, so the same seed gives the
+    # same weights only under the same ones.
     return key_of(_tokens_key(p), "lm", p.arch, p.world.__dict__, p.checkpoints,
-                  default_device().type)
+                  numerics(default_device()))
 
 
 def _tiny(profile) -> Profile:

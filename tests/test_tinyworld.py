@@ -158,3 +158,30 @@ def test_gpt2_world_shares_corpus_and_tokenizer(small_world):
 def test_not_a_tiny_profile():
     with pytest.raises(ValueError, match="not a tiny-world profile"):
         build_world("pythia-70m")
+
+
+def test_numeric_environment_is_in_the_lm_key():
+    """Other kernels or another thread count give other bits, so another cache entry."""
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    from bigramlab.devices import numerics
+    from bigramlab.tinyworld import _lm_key
+
+    threads = torch.get_num_threads()
+    before = _lm_key(SMALL)
+    try:
+        torch.set_num_threads(1 if threads > 1 else 2)
+        assert numerics()["threads"] != threads and _lm_key(SMALL) != before
+    finally:
+        torch.set_num_threads(threads)
+    assert _lm_key(SMALL) == before
+    out = subprocess.run([sys.executable, "-c", "from bigramlab.devices import numerics; "
+                          "print(numerics()['kernels'], numerics()['mkl_cbwr'])"],
+                         env=dict(os.environ, ATEN_CPU_CAPABILITY="default",
+                                  MKL_CBWR="COMPATIBLE"),
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["DEFAULT", "COMPATIBLE"]
