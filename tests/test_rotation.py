@@ -8,12 +8,14 @@ eigen-angles are known by construction.
 """
 
 import math
+from unittest import mock
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
+from bigramlab.methods import rotation
 from bigramlab.methods.rotation import (TARGETS, LinearMaps, ResidualStats, eigen_angles,
                                         median_rotation, residual_stats, rotations)
 from bigramlab.models import make_model
@@ -60,11 +62,13 @@ def targets_of(states, inputs):
 
 @settings(max_examples=25, deadline=None)
 @given(n_states=st.integers(2, 5), d=st.integers(1, 7), n=st.integers(12, 80),
-       seed=st.integers(0, 10**6), data=st.data())
-def test_streamed_fit_equals_direct_least_squares(n_states, d, n, seed, data):
+       seed=st.integers(0, 10**6), block=st.sampled_from([1, 2, 3, 192]), data=st.data())
+def test_streamed_fit_equals_direct_least_squares(n_states, d, n, seed, block, data):
+    """Any split into batches, any block size of the half Gram products."""
     cuts = sorted(data.draw(st.lists(st.integers(1, n - 1), max_size=4)))
     states, inputs = synthetic(n_states, n, d, seed)
-    maps = streamed(states, inputs, cuts).maps(alpha=1.0)
+    with mock.patch.object(rotation, "_BLOCK", block):
+        maps = streamed(states, inputs, cuts).maps(alpha=1.0)
     for name, y in targets_of(states, inputs).items():
         for layer in range(n_states):
             a, b = lstsq_ridge(states[layer], y)
@@ -85,6 +89,20 @@ def test_streamed_fit_equals_sklearn_ridge(alpha):
                                        atol=1e-11)
             np.testing.assert_allclose(maps[name].intercept[layer].numpy(), ridge.intercept_,
                                        rtol=1e-9, atol=1e-10)
+
+
+def test_widths_of_several_blocks():
+    """At the default block size, a width of two full blocks and a remainder."""
+    d = 2 * rotation._BLOCK + 5
+    states, inputs = synthetic(3, 450, d, seed=5)
+    stats = streamed(states, inputs, [200])
+    np.testing.assert_allclose(stats.covariance()[1].numpy(),
+                               np.cov(states[1].double().numpy().T), rtol=1e-9, atol=1e-11)
+    maps = stats.maps()
+    for name, y in targets_of(states, inputs).items():
+        a, b = lstsq_ridge(states[2], y)
+        torch.testing.assert_close(maps[name].coef[2], a, rtol=1e-7, atol=1e-9)
+        torch.testing.assert_close(maps[name].intercept[2], b, rtol=1e-7, atol=1e-8)
 
 
 def test_a_large_common_offset_costs_no_precision():

@@ -33,6 +33,7 @@ from ..progress import progress_bar
 from ..residual import hidden_states
 
 TARGETS = ("input", "output", "penultimate")
+_BLOCK = 192  # columns per block of a Gram matrix (0.6 of a full product at width 768)
 
 
 def _stats_device(device: torch.device) -> torch.device:
@@ -61,10 +62,17 @@ class ResidualStats:
     """Sufficient statistics of the states and the three targets, float64, one pass.
 
     Feed batches with :meth:`update`; then :meth:`maps` gives the ridge maps to
-    each target and :meth:`covariance` the covariance of every state. Values
-    are shifted by the first batch's mean before they are multiplied (a
-    shifted-data algorithm), so a large common offset, as residual streams
-    have, costs no precision when the means are taken out again."""
+    each target and :meth:`covariance` the covariance of every state.
+
+    Per batch it computes only products that carry new information: each
+    state's Gram matrix on and above the diagonal in blocks of ``_BLOCK``
+    columns (the rest is its transpose: about 0.6 of a full product, as BLAS's
+    ``syrk`` does), each state with the input embedding, and the states with
+    ``h_L`` and ``h_{L-1}`` except the products that are already Gram matrices
+    (``h_L`` with itself, ``h_{L-1}`` with itself) or transposes of one
+    another (``h_L`` with ``h_{L-1}``). Values are shifted by the first batch's
+    mean before they are multiplied (a shifted-data algorithm), so the large
+    constant components of residual streams cost no precision."""
 
     def __init__(self, n_states: int, d_model: int, device: torch.device | str = "cpu"):
         if n_states < 2:
@@ -73,11 +81,13 @@ class ResidualStats:
         self.device = _stats_device(torch.device(device))
         S, d, f64 = n_states, d_model, dict(dtype=torch.float64, device=self.device)
         self.n = 0
-        self.shift_x = self.shift_t = None   # (S, d) and (3, d): the first batch's means
-        self.sum_x = torch.zeros(S, d, **f64)        # sums of shifted states
-        self.sum_t = torch.zeros(3, d, **f64)        # sums of shifted targets
-        self.xx = torch.zeros(S, d, d, **f64)        # each state with itself
-        self.xt = torch.zeros(S * d, 3 * d, **f64)   # each state with the three targets
+        self.shift_x = self.shift_e = None  # (S, d) and (d,): the first batch's means
+        self.sum_x = torch.zeros(S, d, **f64)             # sums of shifted states
+        self.sum_e = torch.zeros(d, **f64)                # sum of shifted input embeddings
+        self.xx = torch.zeros(S, d, d, **f64)             # Gram blocks on and above the diagonal
+        self.x_in = torch.zeros(S * d, d, **f64)          # states 0..L with the input embedding
+        self.x_out = torch.zeros((S - 1) * d, d, **f64)   # states 0..L-1 with h_L
+        self.x_pen = torch.zeros((S - 2) * d, d, **f64)   # states 0..L-2 with h_{L-1}
 
     def update(self, states: torch.Tensor, inputs: torch.Tensor) -> None:
         """Add a batch: ``states`` (n_states, ..., d_model) as :func:`hidden_states`
@@ -90,34 +100,54 @@ class ResidualStats:
         if inputs.shape != states.shape[1:]:
             raise ValueError(f"inputs have shape {tuple(inputs.shape)}, the states' positions "
                              f"{tuple(states.shape[1:])}: pass the input embedding of the same ids")
-        # One copy into float64, positions first: (P, S, d), so each state is a strided
-        # (P, d) view and all states together a (P, S*d) matrix, both without copies.
-        x = torch.empty(states[0].numel() // d, S, d, dtype=torch.float64, device=self.device)
-        x.copy_(states.reshape(S, -1, d).transpose(0, 1))
-        t = torch.empty(x.shape[0], 3, d, dtype=torch.float64, device=self.device)
-        t[:, 0].copy_(inputs.reshape(-1, d))
+        states = states.reshape(S, -1, d).to(self.device)
+        inputs = inputs.reshape(-1, d).to(self.device)
         if self.shift_x is None:
-            self.shift_x = x.mean(0)
-            self.shift_t = torch.stack([t[:, 0].mean(0), self.shift_x[-1], self.shift_x[-2]])
-        x -= self.shift_x
-        t[:, 0] -= self.shift_t[0]
-        t[:, 1:] = x[:, [-1, -2]]  # h_L and h_{L-1}, already shifted by their own means
+            self.shift_x = states.mean(1, dtype=torch.float64)
+            self.shift_e = inputs.mean(0, dtype=torch.float64)
+        # One pass into float64, shifted, positions first: (P, S, d), so each state is a
+        # strided (P, d) view and all states together a (P, S*d) matrix, both without copies.
+        x = torch.empty(states.shape[1], S, d, dtype=torch.float64, device=self.device)
+        torch.sub(states.transpose(0, 1), self.shift_x, out=x)
+        e = inputs.double() - self.shift_e
         self.n += x.shape[0]
         self.sum_x += x.sum(0)
-        self.sum_t += t.sum(0)
-        for s in range(S):
-            self.xx[s].addmm_(x[:, s].T, x[:, s])
-        self.xt.addmm_(x.reshape(-1, S * d).T, t.reshape(-1, 3 * d))
+        self.sum_e += e.sum(0)
+        self.add_products(x, e)
 
-    def _centred(self):
-        """(mean_x (S, d), mean_t (3, d), centred scatter xx (S, d, d), xt (S, d, 3, d))."""
+    def add_products(self, x: torch.Tensor, e: torch.Tensor) -> None:
+        """The products of one batch, float64: ``x`` (P, S, d) shifted states, ``e``
+        (P, d) shifted input embeddings (all :meth:`update` does beyond sums and copies)."""
+        S, d = self.n_states, self.d_model
+        for s in range(S):
+            xs = x[:, s]
+            for i in range(0, d, _BLOCK):
+                self.xx[s, i:i + _BLOCK, i:].addmm_(xs[:, i:i + _BLOCK].T, xs[:, i:])
+        flat = x.reshape(-1, S * d)
+        self.x_in.addmm_(flat.T, e)
+        self.x_out.addmm_(flat[:, :(S - 1) * d].T, x[:, -1])
+        if S > 2:
+            self.x_pen.addmm_(flat[:, :(S - 2) * d].T, x[:, -2])
+
+    def _gram(self) -> torch.Tensor:
+        """The full Gram matrices (S, d, d): the blocks below the diagonal from above it."""
+        block = torch.arange(self.d_model, device=self.device) // _BLOCK
+        return torch.where(block[:, None] <= block[None, :], self.xx, self.xx.transpose(1, 2))
+
+    def _cross(self, gram: torch.Tensor) -> torch.Tensor:
+        """Each state with the three targets, (S, d, 3, d), the skipped products filled in."""
+        S, d = self.n_states, self.d_model
+        x_out = self.x_out.view(S - 1, d, d)
+        out = torch.cat([x_out, gram[-1:]])
+        pen = torch.cat([self.x_pen.view(S - 2, d, d), gram[-2:-1], x_out[-1:].transpose(1, 2)])
+        return torch.stack([self.x_in.view(S, d, d), out, pen], dim=2)
+
+    def _means(self):
         if self.n < 2:
             raise ValueError(f"{self.n} positions accumulated; a fit needs at least 2")
-        S, d, n = self.n_states, self.d_model, self.n
-        mx, mt = self.sum_x / n, self.sum_t / n
-        cxx = self.xx - n * mx[:, :, None] * mx[:, None, :]
-        cxt = self.xt.view(S, d, 3, d) - n * mx[:, :, None, None] * mt[None, None]
-        return self.shift_x + mx, self.shift_t + mt, cxx, cxt
+        mx = self.sum_x / self.n
+        mt = torch.stack([self.sum_e / self.n, mx[-1], mx[-2]])  # shifted means of the targets
+        return mx, mt
 
     def maps(self, alpha: float = 1.0) -> dict[str, LinearMaps]:
         """Ridge regression with intercept from every state to each target
@@ -127,11 +157,16 @@ class ResidualStats:
         ``b = mean(y) - A mean(x)``. Solved by Cholesky, all states at once."""
         if not alpha > 0:
             raise ValueError(f"alpha must be positive (the paper uses 1.0), got {alpha}")
-        S, d = self.n_states, self.d_model
-        mean_x, mean_t, cxx, cxt = self._centred()
+        S, d, n = self.n_states, self.d_model, self.n
+        mx, mt = self._means()
+        gram = self._gram()
+        cxx = gram - n * mx[:, :, None] * mx[:, None, :]
+        cxt = self._cross(gram) - n * mx[:, :, None, None] * mt[None, None]
         eye = torch.eye(d, dtype=torch.float64, device=self.device)
         chol = torch.linalg.cholesky(cxx + alpha * eye)
         w = torch.cholesky_solve(cxt.reshape(S, d, 3 * d), chol).view(S, d, 3, d)
+        mean_x = self.shift_x + mx
+        mean_t = torch.stack([self.shift_e, self.shift_x[-1], self.shift_x[-2]]) + mt
         out = {}
         for k, name in enumerate(TARGETS):
             coef = w[:, :, k].transpose(1, 2).contiguous()  # (S, d_out, d_in)
@@ -141,7 +176,8 @@ class ResidualStats:
 
     def covariance(self) -> torch.Tensor:
         """The sample covariance of every state (divided by n - 1), (S, d, d) float64."""
-        return self._centred()[2] / (self.n - 1)
+        mx, _ = self._means()
+        return (self._gram() - self.n * mx[:, :, None] * mx[:, None, :]) / (self.n - 1)
 
 
 @torch.no_grad()
