@@ -29,8 +29,12 @@ rotations, similarities; largest relative difference). Peak memory is
 measured in child processes (peak resident set size, ``resource.ru_maxrss``,
 above the child's own baseline after imports and setup) at two numbers of
 positions, 4x apart: ours streams the batches, the paper's route holds them.
-Threads: 1 by default (``--threads``): on this shared 2-core machine two
-threads under contention make LAPACK's eigensolvers 10x slower and jittery.
+Timings are CPU seconds of this process (``time.process_time``), not wall
+time: on a machine shared with other jobs the wall clock also counts the time
+other processes hold the cores, which changed by 2x between phases of one run
+here. Threads: 1 by default (``--threads``; with more, CPU seconds add up over
+threads): on this shared 2-core machine two threads under contention made
+LAPACK's eigensolvers 10x slower and jittery.
 """
 
 from __future__ import annotations
@@ -99,9 +103,9 @@ def floor_seconds(data, n_states, d) -> float:
     stats.update(*data[0])  # fixes the shift
     spent = 0.0
     for x, e in _prepared(data, stats):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         stats.add_products(x, e)
-        spent += time.perf_counter() - t0
+        spent += time.process_time() - t0
     return spent
 
 
@@ -115,11 +119,11 @@ def full_products_seconds(data, n_states, d) -> float:
     spent = 0.0
     for x, e in _prepared(data, stats):
         t = torch.stack([e, x[:, -1], x[:, -2]], 1)
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for s in range(n_states):
             xx[s].addmm_(x[:, s].T, x[:, s])
         xt.addmm_(x.reshape(-1, n_states * d).T, t.reshape(-1, 3 * d))
-        spent += time.perf_counter() - t0
+        spent += time.process_time() - t0
     return spent
 
 
@@ -226,15 +230,17 @@ def main() -> None:
         return child(args.child, args)
     S, d, n = args.states, args.width, args.positions
     print(f"width {d}, {S} states, {n:,} positions in batches of {args.batch:,}; "
-          f"{torch.get_num_threads()} thread(s); load average {os.getloadavg()[0]:.1f}")
+          f"{torch.get_num_threads()} thread(s); load average {os.getloadavg()[0]:.1f}; "
+          "CPU seconds")
+    wall = time.perf_counter()
     data = list(batches(n, args.batch, S, d))
     full = full_products_seconds(data, S, d)
     floor = floor_seconds(data, S, d)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     mine = ours(data, S, d)
-    t1 = time.perf_counter()
+    t1 = time.process_time()
     ref = paper(data, S, d)
-    t2 = time.perf_counter()
+    t2 = time.process_time()
     t_ours, t_paper = t1 - t0, t2 - t1
     print(f"  floor (the products ours computes): {floor:8.2f} s")
     print(f"  all four full products per state:   {full:8.2f} s   (the issue's literal floor)")
@@ -246,7 +252,8 @@ def main() -> None:
     print("  largest relative difference, ours vs paper: "
           + ", ".join(f"{k} {v:.1e}" for k, v in diff.items())
           + f" -> {'equal within 1e-6' if worst < 1e-6 else 'NOT equal within 1e-6'}")
-    print(f"  load average now {os.getloadavg()[0]:.1f}")
+    print(f"  load average now {os.getloadavg()[0]:.1f}; wall time so far "
+          f"{time.perf_counter() - wall:.0f} s")
     small = max(args.batch, n // 8)
     for route in ("ours", "paper"):
         peaks = [peak_child(route, args, m) for m in (small, 4 * small)]

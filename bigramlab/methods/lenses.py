@@ -42,9 +42,11 @@ def recall_at_k(ranks: torch.Tensor, ks=(1, 5, 10)) -> torch.Tensor:
 
 
 def _bits(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """Surprisal in bits of the next token at positions 0..seq-2, on the CPU, float32."""
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    return (-logp.gather(-1, ids[:, 1:, None])[..., 0] / math.log(2)).cpu()
+    """Surprisal in bits of the next token at positions 0..seq-2, on the CPU, float32:
+    logsumexp minus the next token's logit (no normalised copy of the logits)."""
+    logits = logits[:, :-1].float()
+    nats = torch.logsumexp(logits, dim=-1) - logits.gather(-1, ids[:, 1:, None])[..., 0]
+    return (nats / math.log(2)).cpu()
 
 
 @torch.no_grad()
@@ -68,8 +70,8 @@ def lens_readings(model, input_ids: torch.Tensor, output_map: LinearMaps | None 
     for i in range(0, len(input_ids), batch_size):
         ids = input_ids[i:i + batch_size].to(device)
         states = hidden_states(model, ids)
-        own.append(_bits(logit_lens(model, states[-1]), ids))
         logit_bits.append(torch.stack([_bits(logit_lens(model, h), ids) for h in states]))
+        own.append(logit_bits[-1][-1])  # the logit lens at h_L is the network's own output
         if output_map is not None:
             out_bits.append(torch.stack([_bits(logit_lens(model, output_map(h, layer)), ids)
                                          for layer, h in enumerate(states)]))

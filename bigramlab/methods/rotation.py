@@ -160,10 +160,11 @@ class ResidualStats:
         S, d, n = self.n_states, self.d_model, self.n
         mx, mt = self._means()
         gram = self._gram()
-        cxx = gram - n * mx[:, :, None] * mx[:, None, :]
-        cxt = self._cross(gram) - n * mx[:, :, None, None] * mt[None, None]
-        eye = torch.eye(d, dtype=torch.float64, device=self.device)
-        chol = torch.linalg.cholesky(cxx + alpha * eye)
+        cxt = self._cross(gram).sub_(n * mx[:, :, None, None] * mt[None, None])
+        cxx = gram.sub_(n * mx[:, :, None] * mx[:, None, :])  # in place: temporaries are the peak
+        cxx.diagonal(dim1=1, dim2=2).add_(alpha)
+        chol = torch.linalg.cholesky(cxx)
+        del gram, cxx
         w = torch.cholesky_solve(cxt.reshape(S, d, 3 * d), chol).view(S, d, 3, d)
         mean_x = self.shift_x + mx
         mean_t = torch.stack([self.shift_e, self.shift_x[-1], self.shift_x[-2]]) + mt
