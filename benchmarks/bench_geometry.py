@@ -1,6 +1,6 @@
 """Benchmark the residual-stream geometry (Chapters 6-7) against its floor and the paper's route.
 
-    python benchmarks/bench_geometry.py            # Pythia-160m width, 768 x 13 states (~15 min)
+    python benchmarks/bench_geometry.py            # Pythia-160m width, 768 x 13 states (~20 min)
     python benchmarks/bench_geometry.py --quick    # smoke run (width 64, a few seconds)
 
 Given the states (synthetic, generated per batch of positions, seeded; the
@@ -26,15 +26,18 @@ process, on the CPU:
 
 The results of ours and the paper's are compared (coefficients, intercepts,
 rotations, similarities; largest relative difference). Peak memory is
-measured in child processes (peak resident set size, ``resource.ru_maxrss``,
-above the child's own baseline after imports and setup) at two numbers of
-positions, 4x apart: ours streams the batches, the paper's route holds them.
-Timings are CPU seconds of this process (``time.process_time``), not wall
-time: on a machine shared with other jobs the wall clock also counts the time
-other processes hold the cores, which changed by 2x between phases of one run
-here. Threads: 1 by default (``--threads``; with more, CPU seconds add up over
-threads): on this shared 2-core machine two threads under contention made
-LAPACK's eigensolvers 10x slower and jittery.
+measured in child processes at two numbers of positions, 4x apart: the peak
+resident set size (Linux: ``VmHWM``, reset through ``/proc/self/clear_refs``
+after imports and a warm-up run, so that loading BLAS code does not count)
+above the resident size at the reset. Ours streams the batches (generated one
+at a time); the paper's route holds them.
+Timings are CPU seconds of this process (``time.process_time``), with wall
+seconds beside them for ours and the paper's route: on a machine shared with
+other jobs the wall clock also counts the time other processes hold the cores,
+which changed by 2x between phases of one run here. Threads: 1 by default
+(``--threads``; with more, CPU seconds add up over threads): on this shared
+2-core machine two threads under contention made LAPACK's eigensolvers 10x
+slower and jittery.
 """
 
 from __future__ import annotations
@@ -70,7 +73,9 @@ def batches(n_positions: int, batch: int, n_states: int, d: int, seed: int = 0):
         h = [e]
         for w in writes:
             h.append(h[-1] + torch.tanh(h[-1] @ w) + 0.3 * torch.randn(b, d, generator=gb))
-        yield torch.stack(h), e
+        states = torch.stack(h)
+        del h  # a suspended generator keeps its locals: hold one copy of the batch, not two
+        yield states, e
 
 
 # ------------------------------------------------------------------ the three routes
@@ -216,7 +221,7 @@ def limit_threads(n: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: width 64, 2,048 positions")
-    ap.add_argument("--positions", type=int, default=32_768)
+    ap.add_argument("--positions", type=int, default=65_536)
     ap.add_argument("--width", type=int, default=768)
     ap.add_argument("--states", type=int, default=13)
     ap.add_argument("--batch", type=int, default=2048, help="positions per batch")
@@ -230,30 +235,31 @@ def main() -> None:
         return child(args.child, args)
     S, d, n = args.states, args.width, args.positions
     print(f"width {d}, {S} states, {n:,} positions in batches of {args.batch:,}; "
-          f"{torch.get_num_threads()} thread(s); load average {os.getloadavg()[0]:.1f}; "
-          "CPU seconds")
-    wall = time.perf_counter()
+          f"{torch.get_num_threads()} thread(s); load average {os.getloadavg()[0]:.1f}")
+    start = time.perf_counter()
     data = list(batches(n, args.batch, S, d))
     full = full_products_seconds(data, S, d)
     floor = floor_seconds(data, S, d)
-    t0 = time.process_time()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     mine = ours(data, S, d)
-    t1 = time.process_time()
+    cpu1, wall1 = time.process_time(), time.perf_counter()
     ref = paper(data, S, d)
-    t2 = time.process_time()
-    t_ours, t_paper = t1 - t0, t2 - t1
+    cpu2, wall2 = time.process_time(), time.perf_counter()
+    t_ours, t_paper = cpu1 - cpu0, cpu2 - cpu1
+    print("  CPU seconds (wall seconds in brackets):")
     print(f"  floor (the products ours computes): {floor:8.2f} s")
     print(f"  all four full products per state:   {full:8.2f} s   (the issue's literal floor)")
-    print(f"  ours (the whole analysis):          {t_ours:8.2f} s   = {t_ours / floor:.2f}x the "
-          f"floor, {t_ours / full:.2f}x the four full products")
-    print(f"  paper's route:                      {t_paper:8.2f} s   = {t_paper / t_ours:.2f}x ours")
+    print(f"  ours (the whole analysis):          {t_ours:8.2f} s   ({wall1 - wall0:.1f} s) = "
+          f"{t_ours / floor:.2f}x the floor, {t_ours / full:.2f}x the four full products")
+    print(f"  paper's route:                      {t_paper:8.2f} s   ({wall2 - wall1:.1f} s) = "
+          f"{t_paper / t_ours:.2f}x ours ({(wall2 - wall1) / (wall1 - wall0):.2f}x in wall time)")
     diff = largest_differences(mine, ref)
     worst = max(diff.values())
     print("  largest relative difference, ours vs paper: "
           + ", ".join(f"{k} {v:.1e}" for k, v in diff.items())
           + f" -> {'equal within 1e-6' if worst < 1e-6 else 'NOT equal within 1e-6'}")
     print(f"  load average now {os.getloadavg()[0]:.1f}; wall time so far "
-          f"{time.perf_counter() - wall:.0f} s")
+          f"{time.perf_counter() - start:.0f} s")
     small = max(args.batch, n // 8)
     for route in ("ours", "paper"):
         peaks = [peak_child(route, args, m) for m in (small, 4 * small)]

@@ -128,7 +128,8 @@ def test_memory_does_not_grow_with_positions():
 
     def held(stats):
         return sum(v.numel() for v in vars(stats).values() if isinstance(v, torch.Tensor))
-    one, four = streamed(states[:, :100], inputs[:100], []), streamed(states, inputs, [100, 200, 300])
+    one = streamed(states[:, :100], inputs[:100], [])
+    four = streamed(states, inputs, [100, 200, 300])
     assert four.n == 4 * one.n and held(four) == held(one)
 
 
@@ -193,7 +194,8 @@ def block_rotation(d, degrees):
 
 def random_basis(d, seed):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(d, d, generator=g, dtype=torch.float64) + 3 * torch.eye(d, dtype=torch.float64)
+    eye = torch.eye(d, dtype=torch.float64)
+    return torch.randn(d, d, generator=g, dtype=torch.float64) + 3 * eye
 
 
 @settings(max_examples=30, deadline=None)

@@ -129,18 +129,31 @@ class ResidualStats:
         if S > 2:
             self.x_pen.addmm_(flat[:, :(S - 2) * d].T, x[:, -2])
 
-    def _gram(self) -> torch.Tensor:
-        """The full Gram matrices (S, d, d): the blocks below the diagonal from above it."""
+    def _centred_gram(self, mx: torch.Tensor) -> torch.Tensor:
+        """The centred scatter matrices (S, d, d): the blocks below the diagonal taken from
+        above it, then ``- n mx mx^T`` as an in-place rank-1 update (no (S, d, d) temporary)."""
         block = torch.arange(self.d_model, device=self.device) // _BLOCK
-        return torch.where(block[:, None] <= block[None, :], self.xx, self.xx.transpose(1, 2))
+        gram = torch.where(block[:, None] <= block[None, :], self.xx, self.xx.transpose(1, 2))
+        return gram.baddbmm_(mx[:, :, None], mx[:, None, :], alpha=-self.n)
 
-    def _cross(self, gram: torch.Tensor) -> torch.Tensor:
-        """Each state with the three targets, (S, d, 3, d), the skipped products filled in."""
+    def _centred_cross(self, gram: torch.Tensor, mx: torch.Tensor, mt: torch.Tensor):
+        """Each state with the three targets, centred, (S, d, 3 * d): the skipped products
+        filled in from the (centred) Gram matrices and from each other."""
         S, d = self.n_states, self.d_model
+        cross = torch.zeros(S, d, 3, d, dtype=torch.float64, device=self.device)
         x_out = self.x_out.view(S - 1, d, d)
-        out = torch.cat([x_out, gram[-1:]])
-        pen = torch.cat([self.x_pen.view(S - 2, d, d), gram[-2:-1], x_out[-1:].transpose(1, 2)])
-        return torch.stack([self.x_in.view(S, d, d), out, pen], dim=2)
+        cross[:, :, 0] = self.x_in.view(S, d, d)
+        cross[:-1, :, 1] = x_out
+        cross[:-2, :, 2] = self.x_pen.view(S - 2, d, d)
+        cross[-1, :, 2] = x_out[-1].T  # h_L with h_{L-1}: the transpose of h_{L-1} with h_L
+        cross = cross.view(S, d, 3 * d)
+        cross[:, :, :d].baddbmm_(mx[:, :, None], mt[0].expand(S, 1, d), alpha=-self.n)
+        out_pen = mt[1:].reshape(1, 1, 2 * d).expand(S - 1, 1, 2 * d)
+        cross[:-1, :, d:].baddbmm_(mx[:-1, :, None], out_pen, alpha=-self.n)
+        cross[-1, :, 2 * d:] -= self.n * torch.outer(mx[-1], mt[2])
+        cross[-1, :, d:2 * d] = gram[-1]  # h_L with itself, already centred
+        cross[-2, :, 2 * d:] = gram[-2]   # h_{L-1} with itself (overwrites its centring above)
+        return cross
 
     def _means(self):
         if self.n < 2:
@@ -159,13 +172,13 @@ class ResidualStats:
             raise ValueError(f"alpha must be positive (the paper uses 1.0), got {alpha}")
         S, d, n = self.n_states, self.d_model, self.n
         mx, mt = self._means()
-        gram = self._gram()
-        cxt = self._cross(gram).sub_(n * mx[:, :, None, None] * mt[None, None])
-        cxx = gram.sub_(n * mx[:, :, None] * mx[:, None, :])  # in place: temporaries are the peak
-        cxx.diagonal(dim1=1, dim2=2).add_(alpha)
-        chol = torch.linalg.cholesky(cxx)
-        del gram, cxx
-        w = torch.cholesky_solve(cxt.reshape(S, d, 3 * d), chol).view(S, d, 3, d)
+        gram = self._centred_gram(mx)
+        cxt = self._centred_cross(gram, mx, mt)
+        gram.diagonal(dim1=1, dim2=2).add_(alpha)  # in place: the temporaries are the peak
+        chol = torch.linalg.cholesky(gram)
+        del gram
+        w = torch.cholesky_solve(cxt, chol).view(S, d, 3, d)
+        del cxt, chol
         mean_x = self.shift_x + mx
         mean_t = torch.stack([self.shift_e, self.shift_x[-1], self.shift_x[-2]]) + mt
         out = {}
@@ -177,8 +190,7 @@ class ResidualStats:
 
     def covariance(self) -> torch.Tensor:
         """The sample covariance of every state (divided by n - 1), (S, d, d) float64."""
-        mx, _ = self._means()
-        return (self._gram() - self.n * mx[:, :, None] * mx[:, None, :]) / (self.n - 1)
+        return self._centred_gram(self._means()[0]).div_(self.n - 1)
 
 
 @torch.no_grad()
