@@ -30,6 +30,7 @@ bench: install
 	$(PYTHON) benchmarks/bench_bigrams.py
 	$(PYTHON) benchmarks/bench_sparsify.py
 	$(PYTHON) benchmarks/bench_overlap.py
+	$(PYTHON) benchmarks/bench_geometry.py
 
 clean:
 	rm -rf _build

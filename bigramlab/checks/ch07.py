@@ -1,0 +1,131 @@
+"""Checks for the exercises of Chapter 7 (covariance similarity).
+
+The answers come from bigramlab itself: ``methods.covariance.frobenius_cosine``,
+``methods.covariance.remove_top_components`` and
+``methods.rotation.ResidualStats.covariance``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ._core import Wrong, call, run
+
+
+def _float(got, what: str) -> float:
+    try:
+        return float(got.detach()) if isinstance(got, torch.Tensor) else float(got)
+    except Exception as e:
+        raise Wrong(f"{what}: expected a number, got {type(got).__name__}") from e
+
+
+def _tensor(got, what: str) -> torch.Tensor:
+    try:
+        return torch.as_tensor(got).detach().cpu().double()
+    except Exception as e:
+        raise Wrong(f"{what}: expected a tensor, got {type(got).__name__}") from e
+
+
+def _covs(seed: int, n: int = 3, d: int = 5) -> torch.Tensor:
+    """Covariance matrices (PSD, distinct eigenvalues) with a shared large direction."""
+    g = torch.Generator().manual_seed(seed)
+    f = torch.randn(n, d, d, generator=g, dtype=torch.float64)
+    u = torch.randn(d, 1, generator=g, dtype=torch.float64)
+    return f @ f.transpose(1, 2) + 5 * u @ u.T + 2.0
+
+
+# ---------------------------------------------------------------------------
+# Exercise 7.1: the Frobenius cosine
+
+
+def check_frobenius_cosine(fn: Callable) -> bool:
+    """Exercise 7.1: ``fn(A, B)`` -> <A, B>_F / (|A|_F |B|_F)."""
+    from ..methods.covariance import frobenius_cosine
+
+    def body():
+        c = _covs(71, n=4)
+        pairs = [(c[0], c[1]), (c[2], 3.0 * c[2]), (c[1], c[3]),
+                 (torch.tensor([[1.0, 2.0], [0.0, 1.0]], dtype=torch.float64),
+                  torch.tensor([[1.0, 0.0], [2.0, 1.0]], dtype=torch.float64))]
+        for i, (a, b) in enumerate(pairs):
+            want = float(frobenius_cosine(a, b))
+            got = _float(call(fn, a.clone(), b.clone()), "frobenius_cosine")
+            if abs(got - want) < 1e-9:
+                continue
+            if abs(got - float((a * b).sum())) < 1e-6 * max(1.0, abs(float((a * b).sum()))):
+                raise Wrong("divide the Frobenius inner product by both Frobenius norms, so "
+                            "that scale does not matter")
+            ac, bc = a - a.mean(), b - b.mean()
+            if abs(got - float((ac * bc).sum() / (ac.norm() * bc.norm()))) < 1e-9:
+                raise Wrong("you centred the entries (a Pearson correlation); the Frobenius "
+                            "cosine uses the matrices as they are")
+            if i == 3 and abs(got - float(torch.trace(a @ b) / (a.norm() * b.norm()))) < 1e-9:
+                raise Wrong("trace(A @ B) equals <A, B>_F only for symmetric matrices; sum the "
+                            "entrywise products, (A * B).sum()")
+            raise Wrong(f"pair {i}: expected {want:.6f}, got {got:.6f}")
+    return run("Exercise 7.1 (Frobenius cosine)", body)
+
+
+# ---------------------------------------------------------------------------
+# Exercise 7.2: removing the top principal components
+
+
+def check_remove_top(fn: Callable) -> bool:
+    """Exercise 7.2: ``fn(cov, k)`` -> cov with its k largest eigenvalues set to zero."""
+    from ..methods.covariance import remove_top_components
+
+    def body():
+        c = _covs(72)
+        for k in (1, 2, 0):
+            for m in c:
+                want = remove_top_components(m, k)
+                got = _tensor(call(fn, m.clone(), k), "remove_top")
+                if got.shape != want.shape:
+                    raise Wrong(f"expected shape {tuple(want.shape)}, got {tuple(got.shape)}")
+                if torch.allclose(got, want, rtol=1e-8, atol=1e-8):
+                    continue
+                vals, vecs = torch.linalg.eigh(m)
+                low = vals.clone()
+                low[:k] = 0
+                if k and torch.allclose(got, (vecs * low) @ vecs.T, atol=1e-8):
+                    raise Wrong("you removed the SMALLEST eigenvalues: torch.linalg.eigh sorts "
+                                "them in ascending order, so the top k are the last k")
+                if k and torch.allclose(got, m - m.mean(), atol=1e-8):
+                    raise Wrong("the covariance is already centred; remove the top principal "
+                                "components (largest eigenvalues), not the mean")
+                raise Wrong(f"k = {k}: the result differs from the covariance with its {k} "
+                            "largest eigenvalues set to zero")
+    return run("Exercise 7.2 (remove the top components)", body)
+
+
+# ---------------------------------------------------------------------------
+# Exercise 7.3: a covariance from streamed sums
+
+
+def check_covariance_from_sums(fn: Callable) -> bool:
+    """Exercise 7.3: ``fn(n, total, gram)`` -> the sample covariance (divided by n - 1)
+    from n, total = sum of x (d,) and gram = sum of x x^T (d, d)."""
+    from ..methods.rotation import ResidualStats
+
+    def body():
+        g = torch.Generator().manual_seed(73)
+        for n, d, offset in ((100, 3, 4.0), (7, 2, 0.0), (1000, 5, -1.0)):
+            x = torch.randn(n, d, generator=g, dtype=torch.float64) * 2 + offset
+            stats = ResidualStats(2, d)
+            stats.update(torch.stack([x, x]), x)
+            want = stats.covariance()[0]
+            total, gram = x.sum(0), x.T @ x
+            got = _tensor(call(fn, n, total.clone(), gram.clone()), "covariance_from_sums")
+            if got.shape != want.shape:
+                raise Wrong(f"expected shape {tuple(want.shape)}, got {tuple(got.shape)}")
+            if torch.allclose(got, want, rtol=1e-9, atol=1e-9):
+                continue
+            if torch.allclose(got, want * (n - 1) / n, rtol=1e-9, atol=1e-9):
+                raise Wrong("divide by n - 1 (the sample covariance, as numpy.cov), not by n")
+            if torch.allclose(got, gram / (n - 1), rtol=1e-9, atol=1e-9) or \
+                    torch.allclose(got, gram / n, rtol=1e-9, atol=1e-9):
+                raise Wrong("subtract the mean's part, n * mean mean^T, from the Gram matrix")
+            raise Wrong(f"n = {n}, d = {d}: the result differs from the sample covariance")
+    return run("Exercise 7.3 (covariance from sums)", body)

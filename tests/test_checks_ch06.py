@@ -1,0 +1,118 @@
+"""Chapter 6 exercise checks: they pass right answers (written here independently
+of bigramlab, with numpy), say "not implemented yet" for stubs, name the problem
+in plausible wrong answers, and never raise."""
+
+import numpy as np
+import torch
+
+from bigramlab import checks
+from tests.check_contract import contract_tests
+
+
+# ------------------------------------------------------------ right answers
+def median_rotation(a):
+    return float(np.median(np.abs(np.angle(np.linalg.eigvals(np.asarray(a)), deg=True))))
+
+
+def ridge_fit(x, y, alpha):
+    x, y = np.asarray(x), np.asarray(y)
+    mx, my = x.mean(0), y.mean(0)
+    xc, yc = x - mx, y - my
+    w = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ yc)
+    a = w.T
+    return a, my - a @ mx
+
+
+def recall_at_k(logits, labels, k):
+    logits, labels = np.asarray(logits), np.asarray(labels)
+    hits = 0
+    for row, label in zip(logits, labels):
+        rank = sum(v > row[label] for v in row)
+        hits += rank < k
+    return hits / len(labels)
+
+
+# ------------------------------------------------------------ wrong answers
+def rotation_in_radians(a):
+    return float(np.median(np.abs(np.angle(np.linalg.eigvals(np.asarray(a))))))
+
+
+def rotation_lower_median(a):
+    return float(torch.median(torch.linalg.eigvals(torch.as_tensor(a)).angle().abs()) * 180 / np.pi)
+
+
+def rotation_upper_half_only(a):
+    eig = np.linalg.eigvals(np.asarray(a))
+    return float(np.median(np.abs(np.angle(eig[eig.imag >= 0], deg=True))))
+
+
+def rotation_signed(a):
+    return float(np.median(np.angle(np.linalg.eigvals(np.asarray(a)), deg=True)))
+
+
+def ridge_without_intercept(x, y, alpha):
+    x, y = np.asarray(x), np.asarray(y)
+    return np.linalg.solve(x.T @ x + alpha * np.eye(x.shape[1]), x.T @ y).T, np.zeros(y.shape[1])
+
+
+def ridge_penalised_intercept(x, y, alpha):
+    x, y = np.asarray(x), np.asarray(y)
+    xa = np.hstack([x, np.ones((len(x), 1))])
+    theta = np.linalg.solve(xa.T @ xa + alpha * np.eye(xa.shape[1]), xa.T @ y)
+    return theta[:-1].T, theta[-1]
+
+
+def ridge_transposed(x, y, alpha):
+    a, b = ridge_fit(x, y, alpha)
+    return a.T, b
+
+
+def recall_off_by_one(logits, labels, k):
+    return recall_at_k(logits, labels, k + 1)
+
+
+def recall_ties_against(logits, labels, k):
+    logits, labels = np.asarray(logits), np.asarray(labels)
+    ranks = [(row >= row[label]).sum() - 1 for row, label in zip(logits, labels)]
+    return float(np.mean(np.array(ranks) < k))
+
+
+def recall_top1_only(logits, labels, k):
+    return recall_at_k(logits, labels, 1)
+
+
+CHECKS = {
+    "rotation": (checks.check_median_rotation, median_rotation),
+    "ridge": (checks.check_ridge_fit, ridge_fit),
+    "recall": (checks.check_recall_at_k, recall_at_k),
+}
+
+WRONG = [
+    ("rotation", rotation_in_radians, "radians"),
+    ("rotation", rotation_lower_median, "two middle values"),
+    ("rotation", rotation_upper_half_only, "counts twice"),
+    ("rotation", rotation_signed, "absolute value"),
+    ("ridge", ridge_without_intercept, "fit the intercept"),
+    ("ridge", ridge_penalised_intercept, "penalised"),
+    ("ridge", ridge_transposed, "(d_out, d_in)"),
+    ("recall", recall_off_by_one, "off by one"),
+    ("recall", recall_ties_against, "strictly larger"),
+    ("recall", recall_top1_only, "top-1 accuracy"),
+]
+
+
+test_right_stub_and_crash, test_wrong_answers_are_named = contract_tests(CHECKS, WRONG)
+
+
+def test_torch_solutions_pass(capsys):
+    """The notebook's solutions (torch) pass too."""
+    def rotation(a):
+        return torch.quantile(torch.linalg.eigvals(a).angle().abs().rad2deg(), 0.5)
+
+    def recall(logits, labels, k):
+        ranks = (logits > logits.gather(1, labels[:, None])).sum(1)
+        return (ranks < k).double().mean()
+
+    assert checks.check_median_rotation(rotation)
+    assert checks.check_recall_at_k(recall)
+    assert "✗" not in capsys.readouterr().out
