@@ -64,3 +64,19 @@ def expect_equal(got, want, what: str) -> None:
         return
     if got != want:
         raise Wrong(f"{what}: expected {want!r}, got {got!r}")
+
+
+def as_float(got, what: str) -> float:
+    """A student's answer as a Python float, or Wrong naming what came instead."""
+    try:
+        return float(got.detach()) if isinstance(got, torch.Tensor) else float(got)
+    except Exception as e:
+        raise Wrong(f"{what}: expected a number, got {type(got).__name__}") from e
+
+
+def as_tensor(got, what: str) -> torch.Tensor:
+    """A student's answer as a float64 CPU tensor, or Wrong naming what came instead."""
+    try:
+        return torch.as_tensor(got).detach().cpu().double()
+    except Exception as e:
+        raise Wrong(f"{what}: expected a tensor, got {type(got).__name__}") from e

@@ -12,21 +12,8 @@ from collections.abc import Callable
 
 import torch
 
-from ._core import Wrong, call, run
+from ._core import Wrong, as_float as _float, as_tensor as _tensor, call, run
 
-
-def _float(got, what: str) -> float:
-    try:
-        return float(got.detach()) if isinstance(got, torch.Tensor) else float(got)
-    except Exception as e:
-        raise Wrong(f"{what}: expected a number, got {type(got).__name__}") from e
-
-
-def _tensor(got, what: str) -> torch.Tensor:
-    try:
-        return torch.as_tensor(got).detach().cpu().double()
-    except Exception as e:
-        raise Wrong(f"{what}: expected a tensor, got {type(got).__name__}") from e
 
 
 # ---------------------------------------------------------------------------
