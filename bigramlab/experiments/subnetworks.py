@@ -9,11 +9,14 @@
 * :func:`reference_subnetwork` gives a second bigram subnetwork to set beside
   one trained here: the authors' released mask (real profiles) or, where
   nothing is released (tiny), the same training with another data order.
-* :func:`evaluate_subnetwork` measures a subnetwork as METHOD.md section 3 does:
-  Pearson r of its per-token surprisals with the bigram surprisals on the
-  eval split (infinite bigram surprisals replaced by the largest finite value,
-  and dropped), the cross-entropy from the bigram distribution to it, and its
-  size.
+* :func:`evaluate_subnetwork` measures a subnetwork as the paper does (Chang &
+  Bergen 2025, section 3): Pearson r of its per-token surprisals with the
+  bigram surprisals on the eval split (infinite bigram surprisals replaced by
+  the largest finite value, and dropped), the cross-entropy from the bigram
+  distribution to it, and its size.
+
+Every function takes a ``Profile`` (resolve a name once with ``get_profile``).
+Defined in Chapter 3; Chapters 4 and 5 use it.
 """
 
 from __future__ import annotations
@@ -23,32 +26,50 @@ import functools
 
 import torch
 
-__all__ = ["mask_config", "train_subnetwork", "evaluate_subnetwork", "reference_subnetwork",
-           "TARGETS"]
+from ..methods.metrics import (batch_bigram_cross_entropy, cross_entropy_nats, lm_logits,
+                               logits_surprisal, surprisal_correlation)
+from ..methods.sparsify import BigramTarget, FullModelTarget, SparsifyConfig, sparsify
+from ..methods.subnetwork import Subnetwork
+from ..plumbing.cache import cached, key_of
+from ..plumbing.profiles import Profile, require_profile
+from ..worlds import hub
+from ..worlds.loading import load_corpus, load_model
+from .bigram import bigram_model
+
+__all__ = ["mask_config", "mask_key", "train_subnetwork", "evaluate_subnetwork",
+           "reference_subnetwork", "TARGETS"]
 
 TARGETS = ("bigram", "full")
 _FORMAT_VERSION = 1
 
 
-def mask_config(profile=None, lam: float | None = None, **changes):
-    """The profile's ``SparsifyConfig`` (lambda ``lam`` or its default_lambda), plus ``changes``."""
-    from .sparsify import SparsifyConfig
+def mask_config(profile: Profile, lam: float | None = None, **changes) -> SparsifyConfig:
+    """The profile's ``SparsifyConfig``: its mask-training choices (lr, temp_growth,
+    max_steps, batch_size; lambda = ``lam`` or the profile's default_lambda),
+    plus ``changes`` (any other field, e.g. ``max_steps=profile.chapter_max_steps``)."""
+    p = require_profile(profile)
+    return SparsifyConfig(**dict(lam=p.default_lambda if lam is None else float(lam),
+                                 lr=p.mask_lr, temp_growth=p.temp_growth,
+                                 max_steps=p.max_steps, batch_size=p.batch_size) | changes)
 
-    return SparsifyConfig.from_profile(profile, lam, **changes)
+
+def mask_key(profile: Profile, checkpoint: str, target: str, config: SparsifyConfig,
+             device_type: str) -> str:
+    """The cache key of a trained mask (``mask-<key>``): everything that determines it.
+    The device type is in it, as for the tiny LM: CUDA and CPU round differently."""
+    return key_of(_FORMAT_VERSION, profile.key("model_id", "corpus", "seq_len", "n_train_seqs",
+                                               "n_eval_seqs", "world"),
+                  checkpoint, target, dataclasses.asdict(config), device_type)
 
 
 @functools.lru_cache(maxsize=4)
 def _model(profile_key: str, profile, checkpoint):
-    from .models import load_model
-
     return load_model(profile, checkpoint)[0]
 
 
 @functools.lru_cache(maxsize=2)
 def _bigram(profile_key: str, profile, device: torch.device):
     """The profile's bigram model on ``device``: the same at every checkpoint."""
-    from .bigrams import bigram_model
-
     return bigram_model(profile, device=device, progress=False)
 
 
@@ -58,7 +79,7 @@ def _loaded(profile, checkpoint):
     return model, _bigram(profile.key(), profile, next(model.parameters()).device)
 
 
-def train_subnetwork(profile=None, lam: float | None = None, checkpoint: str | None = None,
+def train_subnetwork(profile: Profile, lam: float | None = None, checkpoint: str | None = None,
                      target: str = "bigram", progress: bool = True, **changes):
     """A ``SparsifyResult`` for ``profile``'s model at ``checkpoint`` (default: final).
 
@@ -66,16 +87,12 @@ def train_subnetwork(profile=None, lam: float | None = None, checkpoint: str | N
              empty / full endpoints without training.
     target   ``"bigram"`` (the bigram subnetwork) or ``"full"`` (the model's own
              distribution: the "optimal" subnetwork).
-    changes  any other ``SparsifyConfig`` field, e.g. ``max_steps=200``.
+    changes  any other ``SparsifyConfig`` field, e.g. ``max_steps=200`` (the
+             chapters pass ``max_steps=profile.chapter_max_steps``).
 
     Trained once and cached on disk (``mask-<key>``); a later call with the same
     profile, checkpoint, target and config loads it (a killed run resumes)."""
-    from .cache import cached, key_of
-    from .corpus import load_corpus
-    from .profiles import get_profile
-    from .sparsify import BigramTarget, FullModelTarget, sparsify
-
-    p = get_profile(profile)
+    p = require_profile(profile)
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; use one of {TARGETS}")
     checkpoint = checkpoint or p.final_checkpoint
@@ -85,11 +102,7 @@ def train_subnetwork(profile=None, lam: float | None = None, checkpoint: str | N
     train = load_corpus(p, "train")
     if config.lam == float("inf") or config.lam == float("-inf"):
         return sparsify(model, train, tgt, config, progress=False)
-    # The device type is in the key, as for the tiny LM: CUDA and CPU round differently.
-    key = key_of(_FORMAT_VERSION, p.key("model_id", "corpus", "seq_len", "n_train_seqs",
-                                        "n_eval_seqs", "world"),
-                 checkpoint, target, dataclasses.asdict(config),
-                 next(model.parameters()).device.type)
+    key = mask_key(p, checkpoint, target, config, next(model.parameters()).device.type)
 
     def build(out):
         res = sparsify(model, train, tgt, config, state_dir=out, progress=progress)
@@ -101,7 +114,7 @@ def train_subnetwork(profile=None, lam: float | None = None, checkpoint: str | N
 
 
 @torch.no_grad()
-def evaluate_subnetwork(profile=None, subnetwork=None, checkpoint: str | None = None) -> dict:
+def evaluate_subnetwork(profile: Profile, subnetwork=None, checkpoint: str | None = None) -> dict:
     """How bigram-like ``subnetwork`` (None: the full model) is, on the eval split.
 
     Returns a dict: ``r_max`` and ``r_drop`` (Pearson r of per-token surprisals
@@ -110,13 +123,7 @@ def evaluate_subnetwork(profile=None, subnetwork=None, checkpoint: str | None = 
     distribution to the subnetwork, all positions), ``ce_lm`` (nats, the
     subnetwork's own language-modelling loss on the eval text), ``kept``
     (entries) and ``share`` (of the maskable entries)."""
-    from .bigrams import batch_bigram_cross_entropy, surprisal_correlation
-    from .corpus import load_corpus
-    from .profiles import get_profile
-    from .subnetwork import Subnetwork
-    from .surprisal import cross_entropy_nats, lm_logits, logits_surprisal
-
-    p = get_profile(profile)
+    p = require_profile(profile)
     checkpoint = checkpoint or p.final_checkpoint
     model, bigram = _loaded(p, checkpoint)
     if subnetwork is None:
@@ -138,12 +145,10 @@ def evaluate_subnetwork(profile=None, subnetwork=None, checkpoint: str | None = 
 @functools.lru_cache(maxsize=2)
 def _bigram_surprisal(profile_key: str, profile, device: torch.device) -> torch.Tensor:
     """Bigram surprisals (bits) of the profile's eval split: the same at every checkpoint."""
-    from .corpus import load_corpus
-
     return _bigram(profile_key, profile, device).surprisal(load_corpus(profile, "eval")).cpu()
 
 
-def reference_subnetwork(profile=None, lam: float | None = None, **changes):
+def reference_subnetwork(profile: Profile, lam: float | None = None, **changes):
     """(Subnetwork, description): a bigram subnetwork trained elsewhere, for comparison.
 
     Real profiles: the authors' released mask of the profile's model at lambda
@@ -152,13 +157,10 @@ def reference_subnetwork(profile=None, lam: float | None = None, **changes):
     :func:`train_subnetwork` with the same settings (``lam``, ``changes``) but
     another data order (``seed=1``), which separates what the model fixes
     about a mask from what one run happens to choose."""
-    from .hub import load_released_subnetwork
-    from .profiles import get_profile
-
-    p = get_profile(profile)
+    p = require_profile(profile)
     lam = p.default_lambda if lam is None else lam
     if p.is_tiny:
         sub = train_subnetwork(p, lam, **(changes | {"seed": 1})).mask
         return sub, f"the same training, another data order (seed 1), lambda {lam:g}"
-    return (load_released_subnetwork(p.model_id, lam),
+    return (hub.load_released_subnetwork(p.model_id, lam),
             f"the authors' released mask (Chang & Bergen 2025), lambda {lam:g}")

@@ -5,6 +5,8 @@ Each entry is a folder ``<cache>/<kind>-<key>``. It is built in a sibling
 ``MANIFEST.json`` records the size and SHA-256 of every file. An entry whose
 manifest is missing or whose files do not match it (a killed build, a
 truncated download, a disk error) is treated as corrupt and rebuilt.
+
+Defined in Chapter 0, which lists what the cache holds.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from platformdirs import user_cache_dir
+
 MANIFEST = "MANIFEST.json"
 
 
@@ -24,8 +28,6 @@ def cache_dir() -> Path:
     env = os.environ.get("BIGRAMLAB_CACHE")
     if env:
         return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
     return Path(user_cache_dir("bigramlab"))
 
 

@@ -1,7 +1,8 @@
 """Pretraining a small causal LM from scratch, saving Pythia-style checkpoints.
 
-Used by the tiny world. Deterministic: the batch order is a seeded
-permutation, the models have no dropout, and every piece of state that the
+Used by the tiny world (Defined in Chapter 0). Deterministic: the batch order
+is a seeded permutation (``methods.batching.batch_indices``, shared with mask
+training), the models have no dropout, and every piece of state that the
 next step depends on (weights, AdamW moments, step) is saved with each
 checkpoint, so a killed run resumes and ends bit-identical to an unbroken one.
 """
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import torch
 
-from .progress import progress_bar
+from ...methods.batching import batch_indices
+from ...plumbing.files import atomic_write
+from ...plumbing.progress import progress_bar
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
@@ -23,15 +26,6 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
         return peak * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor:
-    """Rows of the training set used at ``step``: consecutive slices of one seeded
-    permutation per epoch, so the order depends on (seed, step) only."""
-    per_epoch = n // batch_size
-    epoch, i = divmod(step, per_epoch)
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g)[i * batch_size:(i + 1) * batch_size]
 
 
 def _step_of(name: str) -> int:
@@ -82,7 +76,7 @@ def pretrain(model, train_ids: torch.Tensor, out: Path, *, steps: int, batch_siz
 
 def _save(model, opt, out: Path, name: str, step: int, losses: list[float]) -> None:
     model.save_pretrained(out / "checkpoints" / name)
-    tmp = out / "state.pt.tmp"
-    torch.save({"step": step, "losses": losses, "model": model.state_dict(),
-                "opt": opt.state_dict()}, tmp)
-    tmp.replace(out / "state.pt")  # atomic: a kill never leaves half a state file
+    state = {"step": step, "losses": losses, "model": model.state_dict(),
+             "opt": opt.state_dict()}
+    # atomic: a kill never leaves half a state file
+    atomic_write(out / "state.pt", lambda tmp: torch.save(state, tmp))

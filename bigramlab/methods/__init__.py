@@ -1,0 +1,18 @@
+"""The paper's algorithms: tensors and Hugging Face models in, tensors out.
+
+These modules import only ``plumbing`` and each other; none takes a Profile,
+touches the cache or the network. In the order the chapters teach them:
+
+- ``ngrams`` (Ch. 1): the exact, streamed n-gram counting engine;
+- ``rowstore``, ``bigrams`` (Ch. 1): the bigram model on it; ``sparse_ce``: its
+  chunked cross-entropy;
+- ``metrics`` (Ch. 1): surprisal, cross-entropy and correlation helpers;
+- ``architectures`` (Ch. 2): the table of where each architecture keeps its parts;
+- ``anatomy`` (Ch. 2): which weights can be masked, and their head layout;
+- ``residual`` (Ch. 2): reading the residual stream, and interventions on it;
+- ``batching`` (Ch. 0, 3): the seeded order training draws rows in;
+- ``masks`` (Ch. 3): the one way weights are masked, and soft masks;
+- ``targets``, ``sparsify_config``, ``sparsify`` (Ch. 3): continuous sparsification;
+- ``subnetwork`` (Ch. 3-5): binary masks as values (apply, count, edit, files);
+- ``overlap`` (Ch. 4): the overlap of two masks and its exact chance level.
+"""
