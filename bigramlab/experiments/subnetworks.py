@@ -1,6 +1,6 @@
 """Experiments the chapters run: train a subnetwork (cached on disk), evaluate it.
 
-* :func:`train_subnetwork` trains a mask with :func:`bigramlab.sparsify.sparsify`
+* :func:`train_subnetwork` trains a mask with :func:`bigramlab.methods.sparsify.sparsify`
   for a profile's model at a checkpoint, against the bigram target or the full
   model's own distribution. The result is cached under ``mask-<key>``, the key
   covering everything that determines it (the profile's model, corpus and
