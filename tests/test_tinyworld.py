@@ -158,3 +158,10 @@ def test_gpt2_world_shares_corpus_and_tokenizer(small_world):
 def test_not_a_tiny_profile():
     with pytest.raises(ValueError, match="not a tiny-world profile"):
         build_world("pythia-70m")
+
+
+def test_a_stage_by_name_is_the_same_folder(small_world):
+    for stage, folder in small_world.items():
+        assert build_world(SMALL, progress=False, stage=stage) == folder
+    with pytest.raises(ValueError, match="stages: corpus, tokenizer, tokens, lm"):
+        build_world(SMALL, stage="weights")
