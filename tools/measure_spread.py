@@ -28,7 +28,7 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nbval_numbers import Number, Tolerance, parse_marker, split  # noqa: E402
+from nbval_numbers import Number, Tolerance, differences, parse_marker, split  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIP = ("image/png", "image/svg+xml", "application/vnd.jupyter.widget-view+json")
@@ -143,8 +143,6 @@ def load_run(path: Path):
 
 
 def all_within(stored_cell, new_cell, tol: Tolerance) -> bool:
-    from nbval_numbers import differences
-
     return all(not differences(a, b, tol) for a, b in
                zip(cell_texts(stored_cell), cell_texts(new_cell)))
 
