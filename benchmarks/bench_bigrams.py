@@ -50,7 +50,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 ".."))
-from bigramlab.bigrams import BigramModel  # noqa: E402
+from bigramlab.methods.bigrams import BigramModel  # noqa: E402
 
 SEQ = 128
 BATCH_SEQS = 512

@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from bigramlab.overlap import chance_overlap
+from bigramlab.methods.overlap import chance_overlap
 
 N_SHUFFLES = 10_000
 

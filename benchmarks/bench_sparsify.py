@@ -38,9 +38,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from bigramlab.anatomy import count_maskable
-from bigramlab.sparsify import (SparsifyConfig, flatten, init_mask_logits, make_optimizer,
-                                masked_logits, soft_masks_flat)
+from bigramlab.methods.anatomy import count_maskable
+from bigramlab.methods.sparsify import (SparsifyConfig, flatten, init_mask_logits, make_optimizer,
+                                        masked_logits, soft_masks_flat)
 
 
 def sync(device):
@@ -102,7 +102,7 @@ def make_steps(model, x, bigram=None):
     steps = {"plain fwd+bwd (no optimizer)": plain, "mask step (hard CE + AdamW)": mask,
              "  masking graph only (fwd+bwd)": masking_only, "  AdamW step only": adamw_step}
     if bigram is not None:
-        from bigramlab.sparsify import BigramTarget
+        from bigramlab.methods.sparsify import BigramTarget
         bt = BigramTarget(bigram)
         steps["mask step (bigram target + AdamW)"] = lambda: mask(lambda l, i: bt(l, i))
         steps["plain fwd+bwd, bigram CE"] = lambda: (
@@ -150,8 +150,9 @@ def main():
     repeats = 5 if args.quick else 15
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
           f"load average {os.getloadavg()[0]:.2f}")
-    from bigramlab.models import load_model, make_model
-    from bigramlab.profiles import TinyWorld
+    from bigramlab import load_model
+    from bigramlab.plumbing.profiles import TinyWorld
+    from bigramlab.worlds.models import make_model
 
     results = {}
     for dev in devices:
@@ -162,11 +163,11 @@ def main():
         # 1. the tiny world's LM at the tiny profile's batch (16 x 128)
         if "tiny" in models:
           try:
-            from bigramlab.bigrams import bigram_model
-            from bigramlab.corpus import load_corpus
+            from bigramlab import get_profile, load_corpus
+            from bigramlab.experiments import bigram_model
             model, _ = load_model("tiny", device=device)
             x = load_corpus("tiny", "train")[:16].to(device)
-            bigram = bigram_model("tiny", device=device, progress=False)
+            bigram = bigram_model(get_profile("tiny"), device=device, progress=False)
             steps, _ = make_steps(model, x, bigram)
             results[f"tiny/{dev}"] = report(f"tiny LM on {dev}", model, x,
                                             bench(steps, device, repeats))

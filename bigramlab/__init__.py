@@ -1,30 +1,71 @@
 """bigramlab: the package behind the course on bigram subnetworks.
 
 Chang & Bergen (2025), "Bigram Subnetworks: Mapping to Next Tokens in
-Transformer Language Models". One module per idea:
+Transformer Language Models". The package is in layers; each imports only the
+layers above it in this list (``tests/test_layers.py`` checks it):
 
-- ``profiles``: named bundles of model, checkpoints, corpus and budgets;
-- ``grammar``, ``tinyworld``, ``pretrain``: the offline tiny world;
-- ``models``, ``corpus``: loading models and token sequences in both worlds;
-- ``anatomy``: which weights can be masked, and how they split into heads;
-- ``bigrams``: bigram models, exact and fast;
-- ``checks``: automatic checks for the exercises.
+- ``plumbing``: what everything uses. ``profiles`` (named bundles of model,
+  checkpoints, corpus and budgets), ``cache``, ``devices``, ``progress``,
+  ``files`` (the one atomic write).
+- ``methods``: the paper's algorithms, tensors and Hugging Face models in,
+  tensors out; no Profile, no cache, no network. ``ngrams`` (counting),
+  ``rowstore`` / ``bigrams`` / ``sparse_ce`` (the bigram model), ``metrics``
+  (surprisal, cross-entropy, correlation), ``architectures`` (where each
+  architecture keeps its parts), ``anatomy`` (maskable weights, head layout),
+  ``residual`` (the residual stream), ``batching``, ``masks`` (the one way
+  weights are masked), ``targets`` / ``sparsify_config`` / ``sparsify``
+  (continuous sparsification), ``subnetwork`` (masks as values), ``overlap``.
+- ``worlds``: where a profile's model, tokenizer and corpus come from, behind
+  one dispatch (``loading``): ``hub`` (the Hugging Face Hub) and ``tiny``
+  (the offline world: ``lexicon``, ``grammar``, ``pretrain``, ``build``), with
+  ``tokens`` and ``models`` shared by both.
+- ``experiments``: per-profile, cached orchestration the chapters run:
+  ``bigram`` (a profile's bigram model), ``subnetworks`` (train, evaluate,
+  reference), ``world_report`` (Chapter 0's tables).
+- on top: ``display`` (tables and plots), ``checks`` (exercise checks, one
+  module per chapter), ``cli`` (``bigramlab info`` / ``bigramlab build``).
+
+The entry points below accept a profile's name (or None: ``$BIGRAMLAB_PROFILE``,
+else automatic) and resolve it once; everything beneath them takes a Profile.
 """
 
 __version__ = "0.1.0"
 
-from .anatomy import (KINDS, MaskableMatrix, UnsupportedArchitectureError, count_maskable,
-                      maskable_matrices, parameter_groups)
-from .cache import cache_dir
-from .corpus import load_corpus
-from .devices import default_device
-from .hub import HubUnavailableError
-from .models import load_model, load_tokenizer
-from .profiles import PROFILES, Profile, UnknownProfileError, get_profile
+from .methods.anatomy import (KINDS, MaskableMatrix, UnsupportedArchitectureError,
+                              count_maskable, maskable_matrices, parameter_groups)
+from .plumbing.cache import cache_dir
+from .plumbing.devices import default_device
+from .plumbing.profiles import PROFILES, Profile, UnknownProfileError, get_profile
+from .worlds import loading as _loading
+from .worlds.hub import HubUnavailableError
+from .worlds.tiny.build import build_world as _build_world
 
 __all__ = [
     "KINDS", "MaskableMatrix", "UnsupportedArchitectureError", "count_maskable",
     "maskable_matrices", "parameter_groups", "cache_dir", "load_corpus", "default_device",
-    "HubUnavailableError", "load_model", "load_tokenizer", "PROFILES", "Profile",
+    "HubUnavailableError", "load_model", "load_tokenizer", "build_world", "PROFILES", "Profile",
     "UnknownProfileError", "get_profile", "__version__",
 ]
+
+
+def load_model(profile: Profile | str | None = None, checkpoint: str | None = None,
+               device=None):
+    """``(model, tokenizer)`` of a profile at ``checkpoint`` (default: the final
+    one), in eval mode on ``device`` (default: CUDA when present, else CPU)."""
+    return _loading.load_model(get_profile(profile), checkpoint, device)
+
+
+def load_tokenizer(profile: Profile | str | None = None):
+    """The profile's tokenizer (a ``transformers`` fast tokenizer)."""
+    return _loading.load_tokenizer(get_profile(profile))
+
+
+def load_corpus(profile: Profile | str | None = None, split: str = "train"):
+    """The ``split`` ('train' or 'eval') token ids of a profile's corpus as an
+    (n_sequences, seq_len) int64 tensor on the CPU, built once and cached."""
+    return _loading.load_corpus(get_profile(profile), split)
+
+
+def build_world(profile: Profile | str | None = None, progress: bool = True):
+    """Build (or find in the cache) a tiny profile's world; each stage's folder by name."""
+    return _build_world(get_profile(profile), progress)

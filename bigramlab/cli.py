@@ -1,17 +1,21 @@
-"""The ``bigramlab`` command line: ``bigramlab info`` and ``bigramlab build``."""
+"""The ``bigramlab`` command line: ``bigramlab info`` and ``bigramlab build``.
+
+An entry point: the ``--profile`` name is resolved here, once. Defined in Chapter 0.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from . import __version__
+from .plumbing.cache import cache_dir, list_entries
+from .plumbing.devices import describe_device
+from .plumbing.profiles import UnknownProfileError, get_profile
+from .worlds.tiny.build import build_world
+
 
 def _info(args) -> int:
-    from . import __version__
-    from .cache import cache_dir, list_entries
-    from .devices import describe_device
-    from .profiles import get_profile
-
     p = get_profile(args.profile)
     print(f"bigramlab {__version__}")
     print(f"profile:  {p.name} ({p.model_id or 'tiny world, built locally'}; arch {p.arch})")
@@ -28,9 +32,6 @@ def _info(args) -> int:
 
 
 def _build(args) -> int:
-    from .profiles import get_profile
-    from .tinyworld import build_world
-
     p = get_profile(args.profile)
     if not p.is_tiny:
         print(f"'bigramlab build' makes the offline tiny world; {p.name!r} loads from the Hub "
@@ -42,8 +43,6 @@ def _build(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .profiles import UnknownProfileError
-
     parser = argparse.ArgumentParser(prog="bigramlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, fn, help_ in [("info", _info, "profile, device, cache folder and its contents"),

@@ -1,9 +1,21 @@
 """Tables and plots the chapters show (d2l-style helpers: what the book draws
-is what the package contains)."""
+is what the package contains).
+
+Defined in Chapter 0 (tables, the loss curve), Chapter 1 (the bigram
+model's plots and explorer) and Chapter 2 (the logit-lens heatmap).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.colors import LogNorm
+
+from .methods.bigrams import context_counts
 
 
 def format_table(rows: Sequence[dict], floatfmt: str = ".3f") -> str:
@@ -36,8 +48,6 @@ def smooth(values: Sequence[float], window: int) -> list[float]:
 def plot_loss_curve(losses: Sequence[float], checkpoints: Sequence[str] = (), ax=None,
                     title: str = "tiny LM pretraining", window: int = 25):
     """Training loss (nats/token) against step on a log x-axis, checkpoints marked."""
-    import matplotlib.pyplot as plt
-
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.2))
     steps = range(1, len(losses) + 1)
@@ -83,8 +93,6 @@ def plot_next_tokens(bigram, tokenizer, token_id: int, k: int = 10, ax=None):
     """Horizontal bar chart of P(next | token_id) for the ``k`` most probable
     next tokens (most probable on top); the title gives the context and the
     entropy of its whole next-token distribution in bits. Returns the axes."""
-    import matplotlib.pyplot as plt
-
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 0.28 * k + 0.9))
     rows = next_token_rows(bigram, tokenizer, token_id, k)
@@ -109,10 +117,6 @@ def bigram_explorer(bigram, tokenizer, k: int = 10, n_options: int = 300):
     Returns the widget (display it, or make it the last line of a cell).
     Needs a running kernel: a rendered page shows no live widget.
     """
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-
-    from .bigrams import context_counts
 
     counts = context_counts(bigram)[: bigram.vocab_size].cpu()
     top = _argsort_desc(counts)[:n_options].tolist()
@@ -152,8 +156,6 @@ def bigram_explorer(bigram, tokenizer, k: int = 10, n_options: int = 300):
 
 def _argsort_desc(values):
     """Indices that sort a 1-D tensor in decreasing order, ties by ascending index."""
-    import torch
-
     return torch.sort(torch.as_tensor(values), descending=True, stable=True).indices
 
 
@@ -161,9 +163,6 @@ def plot_zipf(counts, slope: float, intercept: float, lo: int = 10, hi: int = 10
               label: str = "tokens"):
     """Frequency against rank on log-log axes, with the fitted line
     ``exp(intercept) * rank**slope`` drawn over ranks ``lo..hi``."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.2))
     c = np.sort(np.asarray(counts, dtype=float).reshape(-1))[::-1]
@@ -185,10 +184,6 @@ def plot_surprisal_scatter(lm_bits, bigram_bits, ax=None, max_points: int = 200_
     histogram (log colour scale). Infinite bigram surprisals (unseen pairs)
     are drawn in red at the right edge. Shows at most ``max_points`` positions
     (an even stride through them). Returns the axes."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from matplotlib.colors import LogNorm
-
     if ax is None:
         _, ax = plt.subplots(figsize=(4.6, 4))
     m = np.asarray(lm_bits, dtype=float).reshape(-1)
@@ -212,8 +207,6 @@ def plot_surprisal_scatter(lm_bits, bigram_bits, ax=None, max_points: int = 200_
 def plot_next_token_grid(bigram, tokenizer, token_ids, k: int = 8, ncols: int = 3):
     """Next-token bar charts (:func:`plot_next_tokens`) for several contexts side
     by side: a static stand-in for :func:`bigram_explorer`. Returns the figure."""
-    import matplotlib.pyplot as plt
-
     token_ids = list(token_ids)
     nrows = -(-len(token_ids) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, (0.26 * k + 1.1) * nrows),
@@ -241,3 +234,27 @@ def surprisal_rows(tokenizer, ids, columns: dict, start: int = 0, stop: int | No
             row[name] = float(bits[t])
         rows.append(row)
     return rows
+
+
+# ---------------------------------------------------------------------------
+# Chapter 2: the residual stream.
+
+def plot_lens_heatmap(probs: torch.Tensor, tokens: list[str], ax=None,
+                      title: str = "logit lens: p(actual next token)"):
+    """Heatmap of a (L + 1, positions) probability array: layer on y, position on x
+    (labelled with the current -> next token pair)."""
+    probs = torch.as_tensor(probs).cpu()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.0 + 0.6 * probs.shape[1], 0.9 + 0.45 * probs.shape[0]))
+    im = ax.imshow(probs, vmin=0, vmax=1, cmap="viridis", aspect="auto", origin="lower")
+    for (layer, pos), p in zip(torch.cartesian_prod(torch.arange(probs.shape[0]),
+                                                    torch.arange(probs.shape[1])).tolist(),
+                               probs.flatten().tolist()):
+        ax.text(pos, layer, f"{p:.2f}", ha="center", va="center", fontsize=7,
+                color="white" if p < 0.6 else "black")
+    ax.set_xticks(range(len(tokens)), tokens, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(probs.shape[0]))
+    ax.set_ylabel("layer (0 = embedding)")
+    ax.set_title(title)
+    plt.colorbar(im, ax=ax, fraction=0.03)
+    return ax

@@ -7,10 +7,11 @@ The head layout is verified functionally: zeroing head h's entries through
 import pytest
 import torch
 
-from bigramlab.anatomy import (KINDS, UnsupportedArchitectureError, anatomy_table, architecture,
-                               count_maskable, maskable_matrices, parameter_groups)
-from bigramlab.models import make_model
-from bigramlab.profiles import TinyWorld
+from bigramlab.methods.anatomy import (KINDS, UnsupportedArchitectureError, anatomy_table,
+                                       architecture, count_maskable, maskable_matrices,
+                                       parameter_groups)
+from bigramlab.plumbing.profiles import TinyWorld
+from bigramlab.worlds.models import make_model
 
 WORLD = TinyWorld(n_layer=2, d_model=32, n_head=4, d_mlp=64)
 ROLES = {"gpt_neox": {"attention.query_key_value": "qkv", "attention.dense": "o",
@@ -150,8 +151,9 @@ def test_unsupported_architecture_is_named():
 @pytest.mark.parametrize("name", ["pythia-70m", "gpt2"])
 def test_parameter_groups_on_meta_models(name):
     """Real shapes on the meta device (no weights): groups still add up."""
-    from bigramlab.models import make_meta_model
-    model = make_meta_model(name)
+    from bigramlab import get_profile
+    from bigramlab.worlds.models import make_meta_model
+    model = make_meta_model(get_profile(name))
     groups = parameter_groups(model)
     assert sum(groups.values()) == sum(p.numel() for p in model.parameters())
     assert sum(groups[k] for k in KINDS) == count_maskable(model)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
-from bigramlab.bigrams import BigramFileError, BigramModel
+from bigramlab.methods.bigrams import BigramFileError, BigramModel
 
 DENSE, SPARSE = 10**12, 0  # dense_max_entries that force either storage
 STORAGES = pytest.mark.parametrize("dense_max", [DENSE, SPARSE],

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
-from bigramlab.bigrams import (BigramModel, bigram_counts, bigram_generate, context_counts,
-                               lm_bigram_cross_entropy, surprisal_correlation, unigram_counts,
-                               zipf_fit)
+from bigramlab.methods.bigrams import (BigramModel, bigram_counts, bigram_generate,
+                                       context_counts, unigram_counts)
+from bigramlab.methods.metrics import lm_bigram_cross_entropy, surprisal_correlation, zipf_fit
 
 matplotlib.use("Agg")
 
@@ -185,8 +185,8 @@ def test_correlation_matches_the_papers_code():
 # ---------------------------------------------------- LM vs bigram targets
 @STORAGES
 def test_lm_bigram_cross_entropy_matches_naive(dense_max):
-    from bigramlab.models import make_model
-    from bigramlab.profiles import TinyWorld
+    from bigramlab.plumbing.profiles import TinyWorld
+    from bigramlab.worlds.models import make_model
 
     V, seqs = 30, corpus(3)
     bigram = BigramModel.from_corpus([seqs], V, dense_max_entries=dense_max)

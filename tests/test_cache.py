@@ -2,7 +2,7 @@
 
 import pytest
 
-from bigramlab import cache
+from bigramlab.plumbing import cache
 
 
 @pytest.fixture(autouse=True)

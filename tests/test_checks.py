@@ -5,8 +5,8 @@ import pytest
 
 from bigramlab import checks
 from tests.check_contract import assert_check_contract
-from bigramlab.models import make_model
-from bigramlab.profiles import TinyWorld
+from bigramlab.plumbing.profiles import TinyWorld
+from bigramlab.worlds.models import make_model
 
 
 def _steps(final):

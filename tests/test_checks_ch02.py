@@ -6,7 +6,7 @@ import torch
 
 from bigramlab import checks
 from tests.check_contract import assert_check_contract, assert_wrong_is_named
-from bigramlab.residual import final_layer_norm, unembedding
+from bigramlab.methods.residual import final_layer_norm, unembedding
 
 MASKED = {"gpt_neox": ("attention.query_key_value", "attention.dense", "mlp.dense_h_to_4h",
                        "mlp.dense_4h_to_h"),

@@ -147,7 +147,7 @@ def test_vectorized_solutions_pass(capsys):
 
 def test_temperature_reference_matches_sparsify():
     """T after n steps is temp_growth ** n in sparsify's runs (the check's answer)."""
-    from bigramlab.sparsify import SparsifyConfig, planted_toy, sparsify
+    from bigramlab.methods.sparsify import SparsifyConfig, planted_toy, sparsify
 
     model, x, _, target = planted_toy(d_in=6, d_out=4, n=64)
     cfg = SparsifyConfig(lam=1.0, lr=1e-2, temp_growth=1.05, max_steps=7, batch_size=16,

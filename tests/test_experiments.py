@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from bigramlab import get_profile, load_corpus, load_model
-from bigramlab.bigrams import bigram_model
-from bigramlab.cache import entry_path
+from bigramlab.experiments import bigram_model
 from bigramlab.experiments import (evaluate_subnetwork, mask_config, reference_subnetwork,
                                    train_subnetwork)
+from bigramlab.methods.sparsify import BigramTarget, sparsify
+from bigramlab.methods.subnetwork import Subnetwork
+from bigramlab.plumbing.cache import entry_path
 
 pytestmark = pytest.mark.slow  # needs the full tiny world (its 3-minute LM)
-from bigramlab.sparsify import BigramTarget, sparsify
-from bigramlab.subnetwork import Subnetwork
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +99,24 @@ def test_endpoints_and_bad_target(tiny):
 def test_config_follows_profile():
     p = get_profile("tiny")
     cfg = mask_config(p)
-    assert (cfg.lam, cfg.lr, cfg.temp_growth) == (p.default_lambda, p.mask_lr, p.temp_growth)
-    assert mask_config(p, 3.0, max_steps=7).max_steps == 7
+    assert (cfg.lam, cfg.lr, cfg.temp_growth, cfg.max_steps, cfg.batch_size) == \
+        (p.default_lambda, p.mask_lr, p.temp_growth, p.max_steps, p.batch_size)
+    assert mask_config(p, 3.0, max_steps=7, seed=2).max_steps == 7
+    assert mask_config(get_profile("pythia-70m"), 100.0).lam == 100.0
     assert entry_path("mask", "x").name == "mask-x"
+    with pytest.raises(TypeError, match=r"get_profile\('tiny'\)"):
+        mask_config("tiny")  # names are resolved once, by the caller
+
+
+def test_chapter_budget_is_the_old_notebook_constant():
+    """The chapters used ``600 if profile.is_tiny else profile.max_steps``; the profile
+    field gives the same config, hence the same mask cache keys."""
+    for name in ("tiny", "tiny-gpt2", "pythia-70m", "gpt2"):
+        p = get_profile(name)
+        old = 600 if p.is_tiny else p.max_steps
+        assert p.chapter_max_steps == old
+        assert mask_config(p, 1.0, max_steps=p.chapter_max_steps) == \
+            mask_config(p, 1.0, max_steps=old)
 
 
 def test_reference_subnetwork_tiny_is_another_data_order(tiny):
@@ -115,12 +130,12 @@ def test_reference_subnetwork_tiny_is_another_data_order(tiny):
 @pytest.mark.parametrize("name,lam,want", [("pythia-70m", None, 10.0), ("pythia-1b", None, 100.0),
                                            ("gpt2", 1.0, 1.0)])
 def test_reference_subnetwork_real_is_the_released_mask(monkeypatch, name, lam, want):
-    import bigramlab.hub
+    import bigramlab.worlds.hub
 
     calls = []
-    monkeypatch.setattr(bigramlab.hub, "load_released_subnetwork",
+    monkeypatch.setattr(bigramlab.worlds.hub, "load_released_subnetwork",
                         lambda model_id, lam: calls.append((model_id, lam)) or "released")
-    sub, what = reference_subnetwork(name, lam)
+    sub, what = reference_subnetwork(get_profile(name), lam)
     assert sub == "released" and calls == [(get_profile(name).model_id, want)]
     assert "released" in what
 

@@ -22,8 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import linregress
 
-from bigramlab import grammar
-from bigramlab.grammar import count_words, generate_passages
+from bigramlab.worlds.tiny import grammar, lexicon
+from bigramlab.worlds.tiny.grammar import count_words, generate_passages
 
 N_WORDS = 150_000
 WORD = re.compile(r"[A-Za-z]+")
@@ -42,7 +42,7 @@ def passages(tagged):
 
 @pytest.fixture(scope="module")
 def tags():
-    return grammar._tag_words()
+    return lexicon.tag_words()
 
 
 def _digest(passages):
@@ -61,12 +61,15 @@ def test_same_seed_same_text_different_seed_different_text():
 
 def test_identical_across_processes_with_different_hash_seeds():
     """str hashes are salted per process (PYTHONHASHSEED); the text must not be."""
-    path = Path(grammar.__file__)
-    # Load the module by path: fast, and independent of the package's __init__.
+    folder = Path(grammar.__file__).parent
+    # Load grammar.py (and the lexicon it imports) by path, as a package of their own:
+    # fast, and independent of the package's __init__.
     code = (
-        "import hashlib, importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('g', {str(path)!r})\n"
-        "g = importlib.util.module_from_spec(spec); spec.loader.exec_module(g)\n"
+        "import hashlib, importlib.util, sys, types\n"
+        f"pkg = types.ModuleType('w'); pkg.__path__ = [{str(folder)!r}]; sys.modules['w'] = pkg\n"
+        f"spec = importlib.util.spec_from_file_location('w.grammar', {str(folder / 'grammar.py')!r})\n"
+        "g = importlib.util.module_from_spec(spec); sys.modules['w.grammar'] = g\n"
+        "spec.loader.exec_module(g)\n"
         "ps = g.generate_passages(20_000, seed=7)\n"
         "print(hashlib.sha256('\\x00'.join(ps).encode()).hexdigest())\n"
     )
@@ -136,14 +139,14 @@ def test_zipf(passages):
                                          ("day", "days"), ("knife", "knives"),
                                          ("fisherman", "fishermen"), ("cactus", "cacti")])
 def test_plural(noun, plural):
-    assert grammar._plural(noun) == plural
+    assert lexicon.plural(noun) == plural
 
 
 @pytest.mark.parametrize("verb,third", [("feed", "feeds"), ("watch", "watches"),
                                         ("carry", "carries"), ("fix", "fixes"),
                                         ("play", "plays"), ("wash", "washes")])
 def test_third_person(verb, third):
-    assert grammar._third_person(verb) == third
+    assert lexicon.third_person(verb) == third
 
 
 def test_every_surface_form_has_one_tag(tags):
@@ -153,7 +156,7 @@ def test_every_surface_form_has_one_tag(tags):
 
 
 def test_names_are_many_invented_and_of_both_genders(tags):
-    names = grammar._NAMES
+    names = lexicon.NAMES
     assert len({n for n, _ in names}) == len(names) >= 300
     assert {g for _, g in names} == {"f", "m"}
     assert all(n[0].isupper() and len(n) >= 5 for n, _ in names)
@@ -241,7 +244,7 @@ def _agreement_errors(text, tags):
 
 
 def test_agreement_checker_catches_bad_text(tags):
-    name = grammar._NAMES[0][0]
+    name = lexicon.NAMES[0][0]
     good = f"The goats near the old barn graze. {name} feeds a hungry goat. Do the cows sleep?"
     checks, errors = _agreement_errors(good, tags)
     assert not errors and sum(checks.values()) >= 4
@@ -279,8 +282,8 @@ def _pronoun_errors(text, gender):
 
 
 def test_pronouns_agree_with_the_last_name(passages):
-    gender = dict(grammar._NAMES)
-    f_name = next(n for n, g in grammar._NAMES if g == "f")
+    gender = dict(lexicon.NAMES)
+    f_name = next(n for n, g in lexicon.NAMES if g == "f")
     assert _pronoun_errors(f"{f_name} is a farmer. He sleeps.", gender)[1]  # the checker bites
     assert _pronoun_errors("She sleeps.", gender)[1]  # a pronoun with no name before it
     n_total = 0
@@ -296,7 +299,7 @@ def test_pronouns_agree_with_the_last_name(passages):
 def test_names_recur_within_passages_not_across(passages):
     """A name seen in a passage comes back later in that passage far more
     often than it shows up in some other passage: copying from context pays."""
-    gender = dict(grammar._NAMES)
+    gender = dict(lexicon.NAMES)
     per_passage = [collections.Counter(w for w in WORD.findall(p) if w in gender)
                    for p in passages]
     assert all(2 <= len(c) <= 4 for c in per_passage[:1000])

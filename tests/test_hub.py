@@ -4,8 +4,7 @@ import time
 
 import pytest
 
-from bigramlab import HubUnavailableError, load_model
-from bigramlab.corpus import load_corpus
+from bigramlab import HubUnavailableError, load_corpus, load_model
 
 
 @pytest.fixture
@@ -33,7 +32,7 @@ def test_hub_corpus_without_network_fails_fast(offline):
 def test_hub_reachable_really_probes(monkeypatch):
     import socket
 
-    from bigramlab import hub
+    from bigramlab.worlds import hub
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
 
     def refuse(*a, **k):
@@ -52,6 +51,6 @@ def test_hub_reachable_really_probes(monkeypatch):
 
 
 def test_unknown_checkpoint_lists_valid_ones():
-    from bigramlab.models import UnknownCheckpointError
+    from bigramlab.worlds.loading import UnknownCheckpointError
     with pytest.raises(UnknownCheckpointError, match="step143000"):
         load_model("pythia-70m", checkpoint="step7")

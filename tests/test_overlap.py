@@ -15,7 +15,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bigramlab.overlap import chance_overlap, overlap_stats
+from bigramlab.methods.overlap import chance_overlap, overlap_stats
 
 
 def naive_matrix_distribution(n: int, ka: int, kb: int) -> Counter:

@@ -2,8 +2,9 @@
 
 import pytest
 
-import bigramlab.profiles as profiles
-from bigramlab.profiles import PROFILES, UnknownProfileError, get_profile, tiny_checkpoints
+import bigramlab.plumbing.profiles as profiles
+from bigramlab.plumbing.profiles import (PROFILES, UnknownProfileError, get_profile,
+                                         tiny_checkpoints)
 
 REQUIRED = ["tiny", "tiny-gpt2", "pythia-14m", "pythia-70m", "pythia-160m", "pythia-410m",
             "pythia-1b", "gpt2", "gpt2-medium", "gpt2-large"]
@@ -48,14 +49,14 @@ def test_selection_order(monkeypatch):
     assert get_profile("tiny").name == "tiny"  # an explicit name wins
     monkeypatch.delenv("BIGRAMLAB_PROFILE")
     calls = {}
-    monkeypatch.setattr("bigramlab.hub.hub_reachable", lambda: calls.setdefault("hub", True))
+    monkeypatch.setattr("bigramlab.plumbing.devices.hub_reachable", lambda: calls.setdefault("hub", True))
     import torch
-    monkeypatch.setattr("bigramlab.devices.default_device", lambda: torch.device("cuda"))
+    monkeypatch.setattr("bigramlab.plumbing.devices.default_device", lambda: torch.device("cuda"))
     assert get_profile().name == "pythia-70m"
-    monkeypatch.setattr("bigramlab.hub.hub_reachable", lambda: False)
+    monkeypatch.setattr("bigramlab.plumbing.devices.hub_reachable", lambda: False)
     assert get_profile().name == "tiny"
-    monkeypatch.setattr("bigramlab.hub.hub_reachable", lambda: True)
-    monkeypatch.setattr("bigramlab.devices.default_device", lambda: torch.device("cpu"))
+    monkeypatch.setattr("bigramlab.plumbing.devices.hub_reachable", lambda: True)
+    monkeypatch.setattr("bigramlab.plumbing.devices.default_device", lambda: torch.device("cpu"))
     assert get_profile().name == "tiny"
 
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from bigramlab import get_profile, load_corpus, load_model
-from bigramlab.corpus import pack
-from bigramlab.models import make_model
-from bigramlab.profiles import Corpus, TinyWorld
-from bigramlab.tinyworld import build_tokenizer
+from bigramlab.plumbing.profiles import Corpus, TinyWorld
+from bigramlab.worlds.models import make_model
+from bigramlab.worlds.tiny.build import build_tokenizer
+from bigramlab.worlds.tokens import pack
 from tests.test_tinyworld import SMALL
 
 
@@ -86,7 +86,7 @@ def test_bigram_model_counts_a_streamed_real_corpus(local_hub):
     model's own tokenizer, counted once and cached; checked against a naive count."""
     from collections import Counter
 
-    from bigramlab.bigrams import bigram_model
+    from bigramlab.experiments import bigram_model
     profile, _, tok, _ = local_hub
     bigram = bigram_model(profile, device="cpu", progress=False)
     train = load_corpus(profile, "train")

@@ -11,12 +11,12 @@ import math
 import pytest
 import torch
 
-from bigramlab.anatomy import UnsupportedArchitectureError, maskable_matrices
-from bigramlab.models import make_model
-from bigramlab.profiles import TinyWorld
-from bigramlab.residual import (blocks, final_layer_norm, hidden_states, lens_stats,
-                                lens_surprisal, lens_top_tokens, logit_lens, residual_writes, unembedding,
-                                zero_head_output, zeroed)
+from bigramlab.methods.anatomy import UnsupportedArchitectureError, maskable_matrices
+from bigramlab.methods.residual import (blocks, final_layer_norm, hidden_states, lens_stats,
+                                        lens_surprisal, lens_top_tokens, logit_lens,
+                                        residual_writes, unembedding, zero_head_output, zeroed)
+from bigramlab.plumbing.profiles import TinyWorld
+from bigramlab.worlds.models import make_model
 
 WORLD = TinyWorld(n_layer=3, d_model=32, n_head=4, d_mlp=64)
 VOCAB, SEQ = 50, 16

@@ -11,14 +11,15 @@ import math
 import pytest
 import torch
 
-from bigramlab import sparsify as sp
-from bigramlab.anatomy import maskable_matrices
-from bigramlab.bigrams import BigramModel
-from bigramlab.models import make_model
-from bigramlab.profiles import TinyWorld, get_profile
-from bigramlab.sparsify import (BigramTarget, FullModelTarget, SparsifyConfig, density_penalty,
-                                init_mask_logits, is_stable, masked_logits, planted_toy,
-                                should_stop, soft_masks, sparsify, undecided_counts)
+from bigramlab.methods import sparsify as sp
+from bigramlab.methods.anatomy import maskable_matrices
+from bigramlab.methods.bigrams import BigramModel
+from bigramlab.methods.sparsify import (BigramTarget, FullModelTarget, SparsifyConfig,
+                                        density_penalty, init_mask_logits, is_stable,
+                                        masked_logits, planted_toy, should_stop, soft_masks,
+                                        sparsify, undecided_counts)
+from bigramlab.plumbing.profiles import TinyWorld
+from bigramlab.worlds.models import make_model
 
 WORLD = TinyWorld(n_layer=2, d_model=16, n_head=2, d_mlp=32)
 V, SEQ = 32, 16
@@ -316,13 +317,7 @@ def test_deterministic_with_seed():
     assert a.ce != c.ce
 
 
-def test_from_profile():
-    c = SparsifyConfig.from_profile("tiny")
-    p = get_profile("tiny")
-    assert (c.lr, c.temp_growth, c.max_steps, c.batch_size, c.lam) == \
-        (p.mask_lr, p.temp_growth, p.max_steps, p.batch_size, p.default_lambda)
-    assert SparsifyConfig.from_profile("pythia-70m", 100.0).lam == 100.0
-    assert SparsifyConfig.from_profile("tiny", max_steps=7, seed=2).max_steps == 7
+def test_defaults_are_the_papers():
     d = SparsifyConfig()  # the paper's numbers
     assert (d.lr, d.temp_growth, d.max_steps, d.batch_size, d.max_attempts) == \
         (5e-5, 1.001, 15_000, 32, 3)

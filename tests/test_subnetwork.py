@@ -17,12 +17,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bigramlab import hub
-from bigramlab.anatomy import UnsupportedArchitectureError, maskable_matrices
-from bigramlab.hub import HubUnavailableError, load_released_subnetwork
-from bigramlab.models import make_model
-from bigramlab.profiles import TinyWorld
-from bigramlab.subnetwork import Subnetwork, SubnetworkFileError, UnsafePickleError
+from bigramlab.methods.anatomy import UnsupportedArchitectureError, maskable_matrices
+from bigramlab.methods.subnetwork import Subnetwork, SubnetworkFileError, UnsafePickleError
+from bigramlab.plumbing.profiles import TinyWorld
+from bigramlab.worlds import hub
+from bigramlab.worlds.hub import HubUnavailableError, load_released_subnetwork
+from bigramlab.worlds.models import make_model
 
 WORLD = TinyWorld(n_layer=2, d_model=32, n_head=4, d_mlp=64)
 D, NH, HS, L = WORLD.d_model, WORLD.n_head, WORLD.d_model // WORLD.n_head, WORLD.n_layer

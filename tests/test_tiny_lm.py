@@ -3,8 +3,8 @@ notebooks): its LM has learned more than bigrams."""
 
 import pytest
 
-from bigramlab import get_profile, load_corpus, load_model
-from bigramlab.tinyworld import build_world, evaluate_world
+from bigramlab import build_world, get_profile, load_corpus, load_model
+from bigramlab.experiments import evaluate_world
 
 pytestmark = pytest.mark.slow  # needs the full tiny world (its 3-minute LM)
 

@@ -12,9 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
 
-from bigramlab import cache, load_corpus, load_model, load_tokenizer, pretrain
-from bigramlab.profiles import TinyWorld, get_profile, tiny_checkpoints
-from bigramlab.tinyworld import build_world, read_passages
+from bigramlab import build_world, load_corpus, load_model, load_tokenizer
+from bigramlab.plumbing import cache
+from bigramlab.plumbing.profiles import TinyWorld, get_profile, tiny_checkpoints
+from bigramlab.worlds.tiny import pretrain
+from bigramlab.worlds.tiny.build import read_passages
 
 STEPS = 12
 SMALL = get_profile("tiny").replace(

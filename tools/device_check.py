@@ -16,11 +16,11 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import torch  # noqa: E402
 
-from bigramlab import default_device, get_profile, load_corpus, load_model  # noqa: E402
-from bigramlab.bigrams import bigram_model  # noqa: E402
-from bigramlab.devices import describe_device  # noqa: E402
-from bigramlab.surprisal import LN2, lm_surprisal  # noqa: E402
-from bigramlab.tinyworld import build_world, evaluate_world  # noqa: E402
+from bigramlab import (build_world, default_device, get_profile, load_corpus,  # noqa: E402
+                       load_model)
+from bigramlab.experiments import bigram_model, evaluate_world  # noqa: E402
+from bigramlab.methods.metrics import LN2, lm_surprisal  # noqa: E402
+from bigramlab.plumbing.devices import describe_device  # noqa: E402
 
 
 def main():

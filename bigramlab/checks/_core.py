@@ -19,6 +19,11 @@ from typing import Any
 
 import torch
 
+from ..methods.anatomy import maskable_matrices
+from ..methods.subnetwork import Subnetwork
+from ..plumbing.profiles import TinyWorld
+from ..worlds.models import make_model
+
 
 class Wrong(Exception):
     """What a check found wrong, in words for the student."""
@@ -80,3 +85,16 @@ def as_tensor(got, what: str) -> torch.Tensor:
         return torch.as_tensor(got).detach().cpu().double()
     except Exception as e:
         raise Wrong(f"{what}: expected a tensor, got {type(got).__name__}") from e
+def small_model(arch: str):
+    """A small random model (3 layers x 16, 2 heads, MLP 32, vocabulary 40) of ``arch``."""
+    torch.manual_seed(0)
+    return make_model(arch, TinyWorld(n_layer=3, d_model=16, n_head=2, d_mlp=32), 40, 12).eval()
+
+
+def random_subnetwork(model, seed: int) -> Subnetwork:
+    """A random subnetwork of ``model`` with a different density in every matrix."""
+    g = torch.Generator().manual_seed(seed)
+    masks = {}
+    for i, m in enumerate(maskable_matrices(model)):  # a different density per matrix
+        masks[m.name] = torch.rand(m.shape, generator=g) < (0.05 + 0.1 * i)
+    return Subnetwork(masks, "check")

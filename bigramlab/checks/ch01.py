@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import torch
 
+from ..methods.bigrams import BigramModel, bigram_counts
+from ..methods.metrics import surprisal_correlation
 from ._core import Wrong, call, expect_equal, run
 
 LN2 = math.log(2.0)
@@ -31,8 +33,6 @@ def _corpora() -> list[tuple[torch.Tensor, int]]:
 
 
 def _model(seqs: torch.Tensor, V: int):
-    from ..bigrams import BigramModel
-
     return BigramModel.from_corpus([seqs], V, device="cpu")
 
 
@@ -52,7 +52,6 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 def check_count_bigrams(fn: Callable) -> bool:
     """Exercise 1.1: ``fn(sequences, vocab_size)`` -> (V + 1, V) count table,
     row V being the start placeholder context."""
-    from ..bigrams import bigram_counts
 
     def body():
         for seqs, V in _corpora():
@@ -86,7 +85,6 @@ def check_count_bigrams(fn: Callable) -> bool:
 def check_bigram_probs(fn: Callable) -> bool:
     """Exercise 1.2: ``fn(counts)`` -> (V + 1, V) rows P(b | a); contexts never
     seen back off to the unigram distribution (uniform only without any data)."""
-    from ..bigrams import BigramModel, bigram_counts
 
     def body():
         cases = [(bigram_counts(_model(seqs, V)), V) for seqs, V in _corpora()]
@@ -180,7 +178,6 @@ def check_correlation(fn: Callable) -> bool:
     """Exercise 1.4: ``fn(lm_bits, bigram_bits, inf)`` -> Pearson r, with
     infinite bigram surprisals replaced by the largest finite one (inf="max")
     or dropped (inf="drop")."""
-    from ..bigrams import surprisal_correlation
 
     def body():
         g = torch.Generator().manual_seed(3)

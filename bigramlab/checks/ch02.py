@@ -12,6 +12,10 @@ from collections.abc import Callable
 
 import torch
 
+from ..methods.anatomy import architecture, count_maskable, maskable_matrices
+from ..methods.residual import final_layer_norm, hidden_states, logit_lens, unembedding
+from ..plumbing.profiles import TinyWorld
+from ..worlds.models import make_model
 from ._core import Wrong, call, run
 
 _WORLD = dict(n_layer=2, d_model=32, n_head=4, d_mlp=64)
@@ -19,9 +23,6 @@ _VOCAB, _SEQ = 40, 12
 
 
 def _model(arch: str, seed: int = 0, **world):
-    from ..models import make_model
-    from ..profiles import TinyWorld
-
     torch.manual_seed(seed)
     return make_model(arch, TinyWorld(**(_WORLD | world)), _VOCAB, _SEQ).eval()
 
@@ -44,7 +45,6 @@ def _same(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-4) -> bool:
 def check_count_maskable(fn: Callable) -> bool:
     """Exercise 2.1: ``fn(model)`` -> number of maskable weight entries of a
     GPT-NeoX or GPT-2 model (the four weight matrices of every block)."""
-    from ..anatomy import count_maskable, maskable_matrices
 
     def body():
         for arch in ("gpt_neox", "gpt2"):
@@ -63,6 +63,7 @@ def check_count_maskable(fn: Callable) -> bool:
                          if n.removesuffix("weight") + "bias" in params)
             total = sum(p.numel() for p in model.parameters())
             unembed = model.get_output_embeddings().weight.numel()
+            tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
             linear = sum(m.weight.numel() for m in model.modules()
                          if isinstance(m, torch.nn.Linear))
             where = f"on a small {arch} model"
@@ -72,10 +73,10 @@ def check_count_maskable(fn: Callable) -> bool:
             if got == want + biases:
                 raise Wrong(f"{where} you counted the biases of the four block matrices too: "
                             "only their weights are masked, biases are always kept")
-            if arch == "gpt_neox" and got == want + unembed:
+            if not tied and got == want + unembed:
                 raise Wrong(f"{where} you counted the unembedding ({unembed:,} entries): it is "
                             "an nn.Linear too, but it is never masked")
-            if arch == "gpt2" and got == linear:
+            if architecture(model).stores_in_out and got == linear:
                 raise Wrong(f"{where} you counted nn.Linear weights, but GPT-2's block weights "
                             "are transformers' Conv1D modules (its only nn.Linear is the tied "
                             "unembedding): select the matrices by name")
@@ -91,7 +92,6 @@ def check_head_slice(fn: Callable) -> bool:
     """Exercise 2.2: ``fn(weight, head, kind, n_heads)`` -> the (head_size, d_model)
     rows of ``kind`` ('q', 'k' or 'v') for ``head`` in a GPT-NeoX
     ``query_key_value`` weight (3 * d_model, d_model)."""
-    from ..anatomy import maskable_matrices
 
     def body():
         for n_head in (4, 2):
@@ -146,7 +146,6 @@ def check_logit_lens_at(fn: Callable) -> bool:
     """Exercise 2.3: ``fn(model, input_ids, layer, position)`` -> the (vocab,) logits
     of the logit lens at hidden state ``layer`` (0 = embedding, L = last block's
     output, before the final layer norm) and ``position`` of a (1, seq) batch."""
-    from ..residual import final_layer_norm, hidden_states, logit_lens, unembedding
 
     def body():
         for arch in ("gpt_neox", "gpt2"):

@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 import torch
 
-from ._core import Wrong, call, run
+from ..methods.sparsify import density_penalty, should_stop, soft_masks
+from ._core import Wrong, call, random_subnetwork, run, small_model
 
 
 def _tensor(got, what: str) -> torch.Tensor:
@@ -43,7 +44,6 @@ def _logits(seed: int = 0) -> dict[str, torch.Tensor]:
 
 def check_soft_mask(fn: Callable) -> bool:
     """Exercise 3.1a: ``fn(s, T)`` -> the soft mask sigmoid(T * s), same shape as s."""
-    from ..sparsify import soft_masks
 
     def body():
         for T in (1.0, 2.5, 40.0):
@@ -62,7 +62,6 @@ def check_soft_mask(fn: Callable) -> bool:
 
 def check_density_penalty(fn: Callable) -> bool:
     """Exercise 3.1b: ``fn(soft, lam)`` -> lam * (sum of all soft-mask entries) / N."""
-    from ..sparsify import density_penalty, soft_masks
 
     def body():
         for lam, T in ((1.0, 1.0), (10.0, 3.0), (0.0, 1.0)):
@@ -104,7 +103,6 @@ def check_temperature(fn: Callable) -> bool:
 
 def _stop_cases():
     """(soft masks, expected stop) pairs, including edge cases."""
-    from ..sparsify import should_stop
 
     cases = []
     g = torch.Generator().manual_seed(1)
@@ -152,31 +150,12 @@ def check_should_stop(fn: Callable) -> bool:
 # Exercise 3.3: kept parameters per layer
 
 
-def _model(arch: str):
-    from ..models import make_model
-    from ..profiles import TinyWorld
-
-    torch.manual_seed(0)
-    return make_model(arch, TinyWorld(n_layer=3, d_model=16, n_head=2, d_mlp=32), 40, 12).eval()
-
-
-def _random_subnetwork(model, seed: int):
-    from ..anatomy import maskable_matrices
-    from ..subnetwork import Subnetwork
-
-    g = torch.Generator().manual_seed(seed)
-    masks = {}
-    for i, m in enumerate(maskable_matrices(model)):  # a different density per matrix
-        masks[m.name] = torch.rand(m.shape, generator=g) < (0.05 + 0.1 * i)
-    return Subnetwork(masks, "check")
-
-
 def check_kept_per_layer(fn: Callable) -> bool:
     """Exercise 3.3: ``fn(model, mask)`` -> {layer index: kept entries in that layer}."""
     def body():
         for arch in ("gpt_neox", "gpt2"):
-            model = _model(arch)
-            sub = _random_subnetwork(model, seed=3)
+            model = small_model(arch)
+            sub = random_subnetwork(model, seed=3)
             want = sub.counts_by_layer(model)
             got = call(fn, model, dict(sub))
             try:

@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 import torch
 
-from ._core import Wrong, call, run
-from .ch03 import _model, _random_subnetwork
+from ..methods.anatomy import maskable_matrices
+from ..methods.overlap import overlap_stats
+from ._core import Wrong, call, random_subnetwork, run, small_model
 
 
 def _int_tensor(got, what: str) -> torch.Tensor:
@@ -29,7 +30,6 @@ def _int_tensor(got, what: str) -> torch.Tensor:
 
 def _qkv_split_by_blocks(model, mask) -> torch.Tensor:
     """The classic mistake: slice GPT-NeoX's fused rows as [Q all heads | K | V]."""
-    from ..anatomy import maskable_matrices
 
     mats = maskable_matrices(model)
     nh, hs = mats[0].n_heads, mats[0].head_size
@@ -48,8 +48,8 @@ def check_kept_per_head(fn: Callable) -> bool:
     """Exercise 4.1: ``fn(model, mask)`` -> (layers, heads) tensor of kept q, k, v
     and o entries per attention head of a GPT-NeoX model."""
     def body():
-        model = _model("gpt_neox")
-        sub = _random_subnetwork(model, seed=4)
+        model = small_model("gpt_neox")
+        sub = random_subnetwork(model, seed=4)
         want = sub.counts_by_head(model)
         got = _int_tensor(call(fn, model, dict(sub)), "kept per head")
         if got.shape != want.shape:
@@ -78,11 +78,10 @@ def check_kept_per_head(fn: Callable) -> bool:
 
 def check_overlap_summary(fn: Callable) -> bool:
     """Exercise 4.2: ``fn(a, b)`` -> {"both", "jaccard", "chance"} for two masks."""
-    from ..overlap import overlap_stats
 
     def body():
-        model = _model("gpt_neox")
-        a, b = dict(_random_subnetwork(model, seed=5)), dict(_random_subnetwork(model, seed=6))
+        model = small_model("gpt_neox")
+        a, b = dict(random_subnetwork(model, seed=5)), dict(random_subnetwork(model, seed=6))
         got = call(fn, a, b)
         if not isinstance(got, dict) or not {"both", "jaccard", "chance"} <= set(got):
             raise Wrong("expected a dict with the keys 'both', 'jaccard' and 'chance'")
@@ -112,12 +111,11 @@ def check_overlap_summary(fn: Callable) -> bool:
 def check_without_mlp(fn: Callable) -> bool:
     """Exercise 4.3: ``fn(model, mask, layer)`` -> a new mask dict with both MLP
     matrices of ``layer`` dropped and everything else unchanged."""
-    from ..anatomy import maskable_matrices
 
     def body():
         for arch in ("gpt_neox", "gpt2"):
-            model = _model(arch)
-            sub = _random_subnetwork(model, seed=7)
+            model = small_model(arch)
+            sub = random_subnetwork(model, seed=7)
             for layer in (0, 2):
                 given = {k: v.clone() for k, v in sub.items()}
                 got = call(fn, model, given, layer)
@@ -133,7 +131,7 @@ def check_without_mlp(fn: Callable) -> bool:
                     extra = sorted(set(got) ^ set(sub))[0]
                     raise Wrong(f"return every matrix of the mask, no more: {extra!r}")
                 mlp_in = next(m for m in maskable_matrices(model) if m.role == "mlp_in")
-                hidden = mlp_in.shape[0] if arch == "gpt_neox" else mlp_in.shape[1]
+                hidden = mlp_in.shape[mlp_in.out_axis]
                 want = sub.drop_mlp_dims(model, layer, range(hidden))
                 for name in sub:
                     if not torch.equal(got[name], want[name]):

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from scipy import stats
 
-from ._core import Wrong, call, run
-from .ch03 import _model, _random_subnetwork
+from ..methods.overlap import overlap_stats
+from ..methods.subnetwork import Subnetwork
+from ._core import Wrong, call, random_subnetwork, run, small_model
 
 
 def _float(got, what: str) -> float:
@@ -27,12 +29,11 @@ def _float(got, what: str) -> float:
 def check_attention_share(fn: Callable) -> bool:
     """Exercise 5.1: ``fn(model, mask)`` -> kept attention entries / all kept entries
     (0.0 for an empty mask)."""
-    from ..subnetwork import Subnetwork
 
     def body():
         for arch in ("gpt_neox", "gpt2"):
-            model = _model(arch)
-            sub = _random_subnetwork(model, seed=8)
+            model = small_model(arch)
+            sub = random_subnetwork(model, seed=8)
             kinds = sub.counts_by_kind(model)
             attn = sum(kinds[k] for k in ("q", "k", "v", "o"))
             want = attn / sub.count()
@@ -45,8 +46,8 @@ def check_attention_share(fn: Callable) -> bool:
             if abs(got - attn / total) < 1e-6:
                 raise Wrong(f"{arch}: divide by the kept entries, not by all maskable entries")
             raise Wrong(f"{arch}: expected {want:.4f}, got {got:.4f}")
-        empty = Subnetwork.empty(_model("gpt_neox"))
-        got = call(fn, _model("gpt_neox"), dict(empty))
+        empty = Subnetwork.empty(small_model("gpt_neox"))
+        got = call(fn, small_model("gpt_neox"), dict(empty))
         if got != got or _float(got, "attention share of an empty mask") != 0.0:
             raise Wrong(f"an empty mask keeps nothing: return 0.0, not {got!r}")
     return run("Exercise 5.1 (attention share)", body)
@@ -59,12 +60,11 @@ def check_attention_share(fn: Callable) -> bool:
 def check_persistence(fn: Callable) -> bool:
     """Exercise 5.2: ``fn(earlier, final)`` -> (share of final's kept entries that
     ``earlier`` keeps too, the same share expected by chance)."""
-    from ..overlap import overlap_stats
 
     def body():
-        model = _model("gpt_neox")
-        earlier = dict(_random_subnetwork(model, seed=9))
-        final = dict(_random_subnetwork(model, seed=10))
+        model = small_model("gpt_neox")
+        earlier = dict(random_subnetwork(model, seed=9))
+        final = dict(random_subnetwork(model, seed=10))
         got = call(fn, earlier, final)
         try:
             observed, chance = (_float(x, "share") for x in got)
@@ -94,7 +94,6 @@ def check_persistence(fn: Callable) -> bool:
 
 def check_trend(fn: Callable) -> bool:
     """Exercise 5.3: ``fn(steps, values)`` -> Spearman's rank correlation."""
-    from scipy import stats
 
     cases = [([0, 64, 256, 512, 1500], [0.1, 0.5, 0.4, 0.9, 1.0]),
              ([1, 2, 4, 8, 16, 32], [1.0, 2.0, 3.0, 4.0, 5.0, 100.0]),  # monotone, not linear

@@ -1,6 +1,6 @@
 """Experiments the chapters run: train a subnetwork (cached on disk), evaluate it.
 
-* :func:`train_subnetwork` trains a mask with :func:`bigramlab.sparsify.sparsify`
+* :func:`train_subnetwork` trains a mask with :func:`bigramlab.methods.sparsify.sparsify`
   for a profile's model at a checkpoint, against the bigram target or the full
   model's own distribution. The result is cached under ``mask-<key>``, the key
   covering everything that determines it (the profile's model, corpus and
@@ -9,11 +9,14 @@
 * :func:`reference_subnetwork` gives a second bigram subnetwork to set beside
   one trained here: the authors' released mask (real profiles) or, where
   nothing is released (tiny), the same training with another data order.
-* :func:`evaluate_subnetwork` measures a subnetwork as METHOD.md section 3 does:
-  Pearson r of its per-token surprisals with the bigram surprisals on the
-  eval split (infinite bigram surprisals replaced by the largest finite value,
-  and dropped), the cross-entropy from the bigram distribution to it, and its
-  size.
+* :func:`evaluate_subnetwork` measures a subnetwork as the paper does (Chang &
+  Bergen 2025, section 3): Pearson r of its per-token surprisals with the
+  bigram surprisals on the eval split (infinite bigram surprisals replaced by
+  the largest finite value, and dropped), the cross-entropy from the bigram
+  distribution to it, and its size.
+
+Every function takes a ``Profile`` (resolve a name once with ``get_profile``).
+Defined in Chapter 3; Chapters 4 and 5 use it.
 """
 
 from __future__ import annotations
@@ -23,35 +26,62 @@ import functools
 
 import torch
 
-from .devices import numerics
-from .inputs import check_real, check_type
+from ..methods.metrics import (batch_bigram_cross_entropy, cross_entropy_nats, lm_logits,
+                               logits_surprisal, surprisal_correlation)
+from ..methods.sparsify import BigramTarget, FullModelTarget, SparsifyConfig, sparsify
+from ..methods.sparsify_config import SparsifyResult
+from ..methods.subnetwork import Subnetwork
+from ..plumbing.cache import cached_load, key_of
+from ..plumbing.devices import numerics
+from ..plumbing.inputs import check_real, check_type
+from ..plumbing.profiles import Profile, require_profile
+from ..worlds import hub
+from ..worlds.loading import load_corpus, load_model
+from .bigram import bigram_model
 
-__all__ = ["mask_config", "train_subnetwork", "evaluate_subnetwork", "reference_subnetwork",
-           "TARGETS"]
+__all__ = ["mask_config", "mask_key", "train_subnetwork", "evaluate_subnetwork",
+           "reference_subnetwork", "TARGETS"]
 
 TARGETS = ("bigram", "full")
 _FORMAT_VERSION = 1
 
 
-def mask_config(profile=None, lam: float | None = None, **changes):
-    """The profile's ``SparsifyConfig`` (lambda ``lam`` or its default_lambda), plus ``changes``."""
-    from .sparsify import SparsifyConfig
+def mask_config(profile: Profile, lam: float | None = None, **changes) -> SparsifyConfig:
+    """The profile's ``SparsifyConfig``: its mask-training choices (lr, temp_growth,
+    max_steps, batch_size; lambda = ``lam`` or the profile's default_lambda),
+    plus ``changes`` (any other field, e.g. ``max_steps=profile.chapter_max_steps``)."""
+    p = require_profile(profile)
+    settings = [f.name for f in dataclasses.fields(SparsifyConfig) if f.name != "lam"]
+    unknown = [k for k in changes if k not in settings + ["lam"]]
+    if unknown:
+        raise TypeError(f"unknown mask-training setting {unknown[0]!r}: use one of "
+                        f"{', '.join(settings)} (and lam for lambda)")
+    if lam is not None:  # float() of a string or a NaN would slip through silently
+        check_real("lam", lam, 0, float("inf"), also=(float("-inf"),), where="mask_config: ",
+                   why="the density penalty's weight; -inf keeps every entry, inf none")
+    return SparsifyConfig(**dict(lam=p.default_lambda if lam is None else float(lam),
+                                 lr=p.mask_lr, temp_growth=p.temp_growth,
+                                 max_steps=p.max_steps, batch_size=p.batch_size) | changes)
 
-    return SparsifyConfig.from_profile(profile, lam, **changes)
+
+def mask_key(profile: Profile, checkpoint: str, target: str, config: SparsifyConfig,
+             device: torch.device) -> str:
+    """The cache key of a trained mask (``mask-<key>``): everything that determines it.
+    The numeric environment of ``device`` is in it, as for the tiny LM: other kernels
+    round differently, and mask training amplifies it (README, "Reproducibility")."""
+    return key_of(_FORMAT_VERSION, profile.key("model_id", "corpus", "seq_len", "n_train_seqs",
+                                               "n_eval_seqs", "world"),
+                  checkpoint, target, dataclasses.asdict(config), numerics(device))
 
 
 @functools.lru_cache(maxsize=4)
 def _model(profile_key: str, profile, checkpoint):
-    from .models import load_model
-
     return load_model(profile, checkpoint)[0]
 
 
 @functools.lru_cache(maxsize=2)
 def _bigram(profile_key: str, profile, device: torch.device):
     """The profile's bigram model on ``device``: the same at every checkpoint."""
-    from .bigrams import bigram_model
-
     return bigram_model(profile, device=device, progress=False)
 
 
@@ -61,7 +91,7 @@ def _loaded(profile, checkpoint):
     return model, _bigram(profile.key(), profile, next(model.parameters()).device)
 
 
-def train_subnetwork(profile=None, lam: float | None = None, checkpoint: str | None = None,
+def train_subnetwork(profile: Profile, lam: float | None = None, checkpoint: str | None = None,
                      target: str = "bigram", progress: bool = True, **changes):
     """A ``SparsifyResult`` for ``profile``'s model at ``checkpoint`` (default: final).
 
@@ -69,17 +99,13 @@ def train_subnetwork(profile=None, lam: float | None = None, checkpoint: str | N
              empty / full endpoints without training.
     target   ``"bigram"`` (the bigram subnetwork) or ``"full"`` (the model's own
              distribution: the "optimal" subnetwork).
-    changes  any other ``SparsifyConfig`` field, e.g. ``max_steps=200``.
+    changes  any other ``SparsifyConfig`` field, e.g. ``max_steps=200`` (the
+             chapters pass ``max_steps=profile.chapter_max_steps``).
 
     Trained once and cached on disk (``mask-<key>``); a later call with the same
     profile, checkpoint, target and config loads it (a killed run resumes, a
     damaged entry is rebuilt). Every argument is checked before anything loads."""
-    from .cache import cached_load, key_of
-    from .corpus import load_corpus
-    from .profiles import get_profile
-    from .sparsify import BigramTarget, FullModelTarget, sparsify
-
-    p = get_profile(profile)  # TypeError for a model or anything else that is not a profile
+    p = require_profile(profile)  # TypeError for a model or anything else that is not a profile
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; use one of {TARGETS}")
     check_type("checkpoint", checkpoint, (str, type(None)),
@@ -91,12 +117,7 @@ def train_subnetwork(profile=None, lam: float | None = None, checkpoint: str | N
     train = load_corpus(p, "train")
     if config.lam == float("inf") or config.lam == float("-inf"):
         return sparsify(model, train, tgt, config, progress=False)
-    # The numeric environment is in the key, as for the tiny LM: other kernels round
-    # differently, and mask training amplifies it (README, "Reproducibility").
-    key = key_of(_FORMAT_VERSION, p.key("model_id", "corpus", "seq_len", "n_train_seqs",
-                                        "n_eval_seqs", "world"),
-                 checkpoint, target, dataclasses.asdict(config),
-                 numerics(next(model.parameters()).device))
+    key = mask_key(p, checkpoint, target, config, next(model.parameters()).device)
 
     def build(out):
         res = sparsify(model, train, tgt, config, state_dir=out, progress=progress)
@@ -108,7 +129,7 @@ def train_subnetwork(profile=None, lam: float | None = None, checkpoint: str | N
 
 
 @torch.no_grad()
-def evaluate_subnetwork(profile=None, subnetwork=None, checkpoint: str | None = None,
+def evaluate_subnetwork(profile: Profile, subnetwork=None, checkpoint: str | None = None,
                         progress: bool = True) -> dict:
     """How bigram-like ``subnetwork`` (None: the full model) is, on the eval split.
 
@@ -119,14 +140,7 @@ def evaluate_subnetwork(profile=None, subnetwork=None, checkpoint: str | None = 
     subnetwork's own language-modelling loss on the eval text), ``kept``
     (entries) and ``share`` (of the maskable entries). Shows a progress bar
     over the eval batches (``progress=False``: none)."""
-    from .bigrams import batch_bigram_cross_entropy, surprisal_correlation
-    from .corpus import load_corpus
-    from .profiles import get_profile
-    from .sparsify import SparsifyResult
-    from .subnetwork import Subnetwork
-    from .surprisal import cross_entropy_nats, lm_logits, logits_surprisal
-
-    p = get_profile(profile)
+    p = require_profile(profile)
     fix = ("pass the result's .mask" if isinstance(subnetwork, SparsifyResult) else
            "wrap a dict of name -> bool masks as Subnetwork(masks), or pass None for the "
            "full model")
@@ -154,12 +168,10 @@ def evaluate_subnetwork(profile=None, subnetwork=None, checkpoint: str | None = 
 @functools.lru_cache(maxsize=2)
 def _bigram_surprisal(profile_key: str, profile, device: torch.device) -> torch.Tensor:
     """Bigram surprisals (bits) of the profile's eval split: the same at every checkpoint."""
-    from .corpus import load_corpus
-
     return _bigram(profile_key, profile, device).surprisal(load_corpus(profile, "eval")).cpu()
 
 
-def reference_subnetwork(profile=None, lam: float | None = None, **changes):
+def reference_subnetwork(profile: Profile, lam: float | None = None, **changes):
     """(Subnetwork, description): a bigram subnetwork trained elsewhere, for comparison.
 
     Real profiles: the authors' released mask of the profile's model at lambda
@@ -168,15 +180,12 @@ def reference_subnetwork(profile=None, lam: float | None = None, **changes):
     :func:`train_subnetwork` with the same settings (``lam``, ``changes``) but
     another data order (``seed=1``), which separates what the model fixes
     about a mask from what one run happens to choose."""
-    from .hub import load_released_subnetwork
-    from .profiles import get_profile
-
-    p = get_profile(profile)
+    p = require_profile(profile)
     lam = p.default_lambda if lam is None else lam
     check_real("lam", lam, 0, float("inf"), also=(float("-inf"),), where="reference_subnetwork: ",
                why="the lambda of the mask to compare with")
     if p.is_tiny:
         sub = train_subnetwork(p, lam, **(changes | {"seed": 1})).mask
         return sub, f"the same training, another data order (seed 1), lambda {lam:g}"
-    return (load_released_subnetwork(p.model_id, lam),
+    return (hub.load_released_subnetwork(p.model_id, lam),
             f"the authors' released mask (Chang & Bergen 2025), lambda {lam:g}")

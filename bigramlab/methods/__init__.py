@@ -1,11 +1,23 @@
-"""The paper's algorithms as plain functions: tensors and Hugging Face models in, tensors out.
+"""The paper's algorithms: tensors and Hugging Face models in, tensors out.
 
-Nothing here reads a profile, the cache or the network; the chapters and
-``bigramlab.experiments`` choose the model, the text and the subnetwork.
+These modules import only ``plumbing`` and each other; none takes a Profile,
+touches the cache or the network. In the order the chapters teach them:
 
-- ``rotation``: ridge maps across the residual stream from streamed sufficient
-  statistics, and how far each map rotates (Chapter 6);
-- ``lenses``: output lens, input lens and the logit lens (Chapters 2 and 6);
-- ``covariance``: layer-to-layer similarity of the residual stream's
-  covariance (Chapter 7).
+- ``ngrams`` (Ch. 1): the exact, streamed n-gram counting engine;
+- ``rowstore``, ``bigrams`` (Ch. 1): the bigram model on it; ``sparse_ce``: its
+  chunked cross-entropy;
+- ``metrics`` (Ch. 1): surprisal, cross-entropy and correlation helpers;
+- ``architectures`` (Ch. 2): the table of where each architecture keeps its parts;
+- ``anatomy`` (Ch. 2): which weights can be masked, and their head layout;
+- ``residual`` (Ch. 2): reading the residual stream, and interventions on it;
+- ``batching`` (Ch. 0, 3): the seeded order training draws rows in;
+- ``masks`` (Ch. 3): the one way weights are masked, and soft masks;
+- ``targets``, ``sparsify_config``, ``sparsify`` (Ch. 3): continuous sparsification;
+- ``subnetwork`` (Ch. 3-5): binary masks as values (apply, count, edit, files);
+- ``overlap`` (Ch. 4): the overlap of two masks and its exact chance level;
+- ``rotation`` (Ch. 6): ridge maps across the residual stream from streamed
+  sufficient statistics, and how far each map rotates;
+- ``lenses`` (Ch. 2, 6): output lens, input lens and the logit lens;
+- ``covariance`` (Ch. 7): layer-to-layer similarity of the residual stream's
+  covariance.
 """

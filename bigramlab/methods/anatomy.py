@@ -1,7 +1,7 @@
 """Model anatomy: which weight matrices can be masked, and how they split into heads.
 
-Following the paper (METHOD.md section 2), the maskable parameters are the
-four weight matrices of every Transformer block:
+Following the paper (Chang & Bergen 2025, section 3.1), the maskable
+parameters are the four weight matrices of every Transformer block:
 
 | kind            | GPT-NeoX / Pythia (Linear: out x in) | GPT-2 (Conv1D: in x out) |
 |-----------------|--------------------------------------|--------------------------|
@@ -11,11 +11,9 @@ four weight matrices of every Transformer block:
 | mlp_out         | ``mlp.dense_4h_to_h``                | ``mlp.c_proj``           |
 
 Everything else (embeddings, unembedding, layer norms, all biases) is always kept.
-
-The fused q/k/v matrices are laid out differently. GPT-NeoX's output rows are
-grouped per head, ``[q_0 k_0 v_0 | q_1 k_1 v_1 | ...]`` (its attention views
-the output as (heads, 3 * head_size) and chunks the last axis); GPT-2's output
-columns are ``[q (all heads) | k | v]``. ``MaskableMatrix.part`` encodes both.
+Where the matrices are and how they are laid out comes from the architecture
+table (``architectures``); ``MaskableMatrix.part`` turns that layout into the
+entries of one kind and head. Defined in Chapter 2.
 """
 
 from __future__ import annotations
@@ -23,31 +21,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+
+from .architectures import ARCHITECTURES, Architecture, UnsupportedArchitectureError, architecture
+
+__all__ = ["KINDS", "MaskableMatrix", "UnsupportedArchitectureError", "architecture",
+           "maskable_matrices", "parameter_groups", "count_maskable", "anatomy_table"]
 
 KINDS = ("q", "k", "v", "o", "mlp_in", "mlp_out")
-
-# module suffix -> role of the whole matrix, per architecture
-_LAYOUT = {
-    "gpt_neox": {"attention.query_key_value": "qkv", "attention.dense": "o",
-                 "mlp.dense_h_to_4h": "mlp_in", "mlp.dense_4h_to_h": "mlp_out"},
-    "gpt2": {"attn.c_attn": "qkv", "attn.c_proj": "o", "mlp.c_fc": "mlp_in",
-             "mlp.c_proj": "mlp_out"},
-}
-_PREFIX = {"gpt_neox": "gpt_neox.layers.", "gpt2": "transformer.h."}
-
-
-class UnsupportedArchitectureError(ValueError):
-    """A model whose architecture bigramlab does not know how to mask."""
-
-
-def architecture(model) -> str:
-    """'gpt_neox' or 'gpt2', from the model's config; anything else is rejected."""
-    arch = getattr(getattr(model, "config", None), "model_type", None)
-    if arch not in _LAYOUT:
-        raise UnsupportedArchitectureError(
-            f"bigramlab masks GPT-NeoX (Pythia) and GPT-2 models; got model_type {arch!r} "
-            f"({type(model).__name__}). Load a supported model, e.g. with load_model('tiny').")
-    return arch
 
 
 @dataclass(frozen=True)
@@ -58,9 +39,24 @@ class MaskableMatrix:
     layer: int
     role: str            # 'qkv', 'o', 'mlp_in' or 'mlp_out'
     shape: tuple[int, int]
-    arch: str
+    arch: str            # a key of architectures.ARCHITECTURES
     n_heads: int
     head_size: int
+
+    @property
+    def spec(self) -> Architecture:
+        """The architecture table's entry for this matrix's model."""
+        return ARCHITECTURES[self.arch]
+
+    @property
+    def out_axis(self) -> int:
+        """Axis of the stored weight that indexes output features (0: Linear, 1: Conv1D)."""
+        return self.spec.out_axis
+
+    @property
+    def in_axis(self) -> int:
+        """Axis of the stored weight that indexes input features."""
+        return self.spec.in_axis
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -79,19 +75,12 @@ class MaskableMatrix:
             raise ValueError(f"{self.name} has no attention head {head}")
         out = torch.zeros(self.shape, dtype=torch.bool)
         if self.role == "qkv":
-            idx = self._qkv_outputs(kind, head)
-            # Linear weights are (out, in); Conv1D weights are (in, out).
-            if self.arch == "gpt_neox":
-                out[idx, :] = True
-            else:
-                out[:, idx] = True
+            # the fused matrix's outputs split into kinds and heads
+            out.index_fill_(self.out_axis, self._qkv_outputs(kind, head), True)
         elif self.role == "o" and head is not None:
-            idx = torch.arange(head * self.head_size, (head + 1) * self.head_size)
             # the o matrix reads the concatenated heads: its input axis splits into heads
-            if self.arch == "gpt_neox":
-                out[:, idx] = True
-            else:
-                out[idx, :] = True
+            idx = torch.arange(head * self.head_size, (head + 1) * self.head_size)
+            out.index_fill_(self.in_axis, idx, True)
         else:
             out[:] = True
         return out
@@ -101,30 +90,23 @@ class MaskableMatrix:
         hs, nh = self.head_size, self.n_heads
         kinds = [kind] if kind else ["q", "k", "v"]
         heads = [head] if head is not None else range(nh)
-        idx = []
-        for h in heads:
-            for kd in kinds:
-                j = "qkv".index(kd)
-                # GPT-NeoX: per head [q k v]; GPT-2: [all q | all k | all v]
-                start = (h * 3 + j) * hs if self.arch == "gpt_neox" else (j * nh + h) * hs
-                idx.append(torch.arange(start, start + hs))
-        return torch.cat(idx)
+        starts = [self.spec.qkv_start(kd, h, nh, hs) for h in heads for kd in kinds]
+        return torch.cat([torch.arange(start, start + hs) for start in starts])
 
 
 def maskable_matrices(model) -> list[MaskableMatrix]:
-    """The maskable weight matrices of a GPT-NeoX or GPT-2 model, in parameter order."""
-    arch = architecture(model)
-    cfg = model.config
-    n_heads = cfg.num_attention_heads if arch == "gpt_neox" else cfg.n_head
-    head_size = (cfg.hidden_size if arch == "gpt_neox" else cfg.n_embd) // n_heads
+    """The maskable weight matrices of a supported model, in parameter order."""
+    spec = architecture(model)
+    n_heads, head_size = spec.n_heads(model.config), spec.head_size(model.config)
+    prefix = spec.blocks + "."
     out = []
     for name, p in model.named_parameters():
-        if not (name.startswith(_PREFIX[arch]) and name.endswith(".weight")):
+        if not (name.startswith(prefix) and name.endswith(".weight")):
             continue
-        layer_str, _, rest = name.removeprefix(_PREFIX[arch]).partition(".")
-        role = _LAYOUT[arch].get(rest.removesuffix(".weight"))
+        layer_str, _, rest = name.removeprefix(prefix).partition(".")
+        role = spec.matrices.get(rest.removesuffix(".weight"))
         if role is not None:
-            out.append(MaskableMatrix(name, int(layer_str), role, tuple(p.shape), arch,
+            out.append(MaskableMatrix(name, int(layer_str), role, tuple(p.shape), spec.name,
                                       n_heads, head_size))
     return out
 
@@ -133,6 +115,13 @@ def parameter_groups(model) -> dict[str, int]:
     """Parameter counts by group: maskable (per kind), and always kept
     (embedding, unembedding, layer norms, biases, other)."""
     maskable = {m.name: m for m in maskable_matrices(model)}
+    spec = architecture(model)
+
+    def ids(modules):
+        return {id(p) for module in modules for p in module.parameters()}
+    embedding = ids(spec.embeddings_of(model))
+    unembedding = ids([model.get_output_embeddings()])
+    layer_norm = ids(m for m in model.modules() if isinstance(m, nn.LayerNorm))
     counts = {k: 0 for k in KINDS} | {"embedding": 0, "unembedding": 0, "layer_norm": 0,
                                       "bias": 0, "other": 0}
     seen = set()
@@ -146,11 +135,11 @@ def parameter_groups(model) -> dict[str, int]:
             m = maskable[name]
             for kind in m.kinds:
                 counts[kind] += int(m.part(kind).sum()) if m.role == "qkv" else m.numel
-        elif "embed_in" in name or name.endswith(("wte.weight", "wpe.weight")):
+        elif id(p) in embedding:
             counts["embedding"] += p.numel()
-        elif "embed_out" in name or "lm_head" in name:
+        elif id(p) in unembedding:
             counts["unembedding"] += p.numel()
-        elif "norm" in name or ".ln_" in name:
+        elif id(p) in layer_norm:
             counts["layer_norm"] += p.numel()
         elif name.endswith(".bias"):
             counts["bias"] += p.numel()

@@ -1,4 +1,5 @@
-"""Overlap of two subnetworks, and how much of it chance would give (METHOD.md section 5).
+"""Overlap of two subnetworks, and how much of it chance would give (Chang & Bergen 2025,
+section 6.2).
 
 Two masks over the same model overlap in the entries both keep. Whether that
 overlap means anything depends on chance: two masks that each keep half of a
@@ -14,6 +15,8 @@ implementation estimates them with 10,000 shuffles).
 * :func:`chance_overlap` - the exact distribution of the overlap under random
   placement: mean, standard deviation, and the tail probability.
 * :func:`overlap_stats` - the observed overlap of two subnetworks next to it.
+
+Defined in Chapter 4.
 """
 
 from __future__ import annotations

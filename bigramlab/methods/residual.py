@@ -1,4 +1,6 @@
-"""Reading the residual stream: hidden states per layer, what each block writes, the logit lens.
+"""The residual stream: reading it (hidden states per layer, what each block
+writes, the logit lens) and intervening on it (a head that writes nothing,
+weight entries set to zero).
 
 The residual stream of a model with L blocks is the sequence of hidden states
 ``h_0, ..., h_L`` (each of shape (batch, seq, d_model), in the model's own
@@ -10,14 +12,16 @@ adds its attention and MLP outputs to ``h_l`` to give ``h_{l+1}``:
   ``h_{l+1} = h_l + attn(ln1(h_l)) + mlp(ln2(h_l))``;
 - GPT-2 (sequential): ``a = attn(ln1(h_l))``, ``h_{l+1} = h_l + a + mlp(ln2(h_l + a))``.
 
-The model's logits are ``unembed(ln_f(h_L))``. Following the paper (METHOD.md
-section 4), ``h_L`` is the state *before* the final layer norm. Hugging Face's
+The model's logits are ``unembed(ln_f(h_L))``. Following the paper (Chang &
+Bergen 2025, section 5), ``h_L`` is the state *before* the final layer norm. Hugging Face's
 ``output_hidden_states`` returns L + 1 states whose last one is *after* it
 (for both GPT-NeoX and GPT-2), so :func:`hidden_states` takes ``h_L`` from a
 hook on the final layer norm's input instead.
 
 The logit lens {nostalgebraist 2020} reads any ``h_l`` as a prediction:
-``unembed(ln_f(h_l))``.
+``unembed(ln_f(h_l))``. Where the blocks, the attention output projection,
+the MLP and the final norm are comes from the architecture table; the
+heatmap of the lens is ``display.plot_lens_heatmap``. Defined in Chapter 2.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from .anatomy import architecture
+from .architectures import architecture
+from .masks import masked
 
 
 def _device(model) -> torch.device:
@@ -36,14 +41,13 @@ def _device(model) -> torch.device:
 
 
 def blocks(model) -> nn.ModuleList:
-    """The Transformer blocks of a GPT-NeoX or GPT-2 model, in order."""
-    return model.gpt_neox.layers if architecture(model) == "gpt_neox" else model.transformer.h
+    """The Transformer blocks of a supported model, in order."""
+    return architecture(model).blocks_of(model)
 
 
 def final_layer_norm(model) -> nn.Module:
     """The final layer norm, applied to ``h_L`` before the unembedding."""
-    return (model.gpt_neox.final_layer_norm if architecture(model) == "gpt_neox"
-            else model.transformer.ln_f)
+    return architecture(model).final_norm_of(model)
 
 
 def unembedding(model) -> nn.Module:
@@ -56,7 +60,7 @@ def hidden_states(model, input_ids: torch.Tensor,
                   attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """The residual stream: a (L + 1, batch, seq, d_model) float tensor on the
     model's device, ``[h_0, ..., h_L]``, with ``h_L`` taken *before* the final
-    layer norm (METHOD.md section 4).
+    layer norm (Chang & Bergen 2025, section 5).
 
     ``input_ids`` is (batch, seq) or (seq,) (then batch = 1). Computed without
     gradients: this reads the stream, it does not train through it."""
@@ -97,14 +101,14 @@ def residual_writes(model, input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
     Also ``"mlp_in"``: the MLP's input (after its layer norm), (L, batch, seq, d_model)."""
     if input_ids.dim() == 1:
         input_ids = input_ids[None]
-    arch = architecture(model)
+    spec = architecture(model)
     attn, mlp, mlp_in, handles = [], [], [], []
-    for block in blocks(model):
+    for block in spec.blocks_of(model):
         # the attention's output projection (with its bias) is what attention writes
-        o_proj = block.attention.dense if arch == "gpt_neox" else block.attn.c_proj
+        o_proj, block_mlp = spec.attn_out_of(block), spec.mlp_of(block)
         handles.append(o_proj.register_forward_hook(lambda m, a, out: attn.append(out)))
-        handles.append(block.mlp.register_forward_hook(lambda m, a, out: mlp.append(out)))
-        handles.append(block.mlp.register_forward_pre_hook(lambda m, a: mlp_in.append(a[0])))
+        handles.append(block_mlp.register_forward_hook(lambda m, a, out: mlp.append(out)))
+        handles.append(block_mlp.register_forward_pre_hook(lambda m, a: mlp_in.append(a[0])))
     try:
         model.base_model(input_ids.to(_device(model)), use_cache=False)
     finally:
@@ -175,39 +179,14 @@ def lens_top_tokens(model, tokenizer, input_ids: torch.Tensor) -> list[dict]:
     return rows
 
 
-def plot_lens_heatmap(probs: torch.Tensor, tokens: list[str], ax=None,
-                      title: str = "logit lens: p(actual next token)"):
-    """Heatmap of a (L + 1, positions) probability array: layer on y, position on x
-    (labelled with the current -> next token pair)."""
-    import matplotlib.pyplot as plt
-
-    probs = torch.as_tensor(probs).cpu()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(1.0 + 0.6 * probs.shape[1], 0.9 + 0.45 * probs.shape[0]))
-    im = ax.imshow(probs, vmin=0, vmax=1, cmap="viridis", aspect="auto", origin="lower")
-    for (layer, pos), p in zip(torch.cartesian_prod(torch.arange(probs.shape[0]),
-                                                    torch.arange(probs.shape[1])).tolist(),
-                               probs.flatten().tolist()):
-        ax.text(pos, layer, f"{p:.2f}", ha="center", va="center", fontsize=7,
-                color="white" if p < 0.6 else "black")
-    ax.set_xticks(range(len(tokens)), tokens, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(probs.shape[0]))
-    ax.set_ylabel("layer (0 = embedding)")
-    ax.set_title(title)
-    plt.colorbar(im, ax=ax, fraction=0.03)
-    return ax
-
-
 @contextmanager
 def zero_head_output(model, layer: int, head: int):
     """Within the ``with`` block, attention head ``head`` of block ``layer`` writes
     nothing: its slice of the attention output (the input of the output projection,
     ``head_size`` columns per head) is set to zero by a forward pre-hook."""
-    arch = architecture(model)
-    block = blocks(model)[layer]
-    o_proj = block.attention.dense if arch == "gpt_neox" else block.attn.c_proj
-    n_heads = model.config.num_attention_heads if arch == "gpt_neox" else model.config.n_head
-    hs = model.config.hidden_size // n_heads
+    spec = architecture(model)
+    o_proj = spec.attn_out_of(spec.blocks_of(model)[layer])
+    hs = spec.head_size(model.config)
 
     def hook(module, args):
         x = args[0].clone()
@@ -220,11 +199,11 @@ def zero_head_output(model, layer: int, head: int):
         handle.remove()
 
 
-@contextmanager
 def zeroed(model, entries: dict[str, torch.Tensor]):
-    """Within the ``with`` block, the parameter entries selected by each bool
-    mask in ``entries`` (parameter name -> bool tensor of the parameter's shape)
-    are zero; the original values are restored on exit."""
+    """A context manager: within the ``with`` block, the parameter entries selected by
+    each bool mask in ``entries`` (parameter name -> bool tensor of the parameter's
+    shape) are zero; the original values are restored on exit. Built on
+    ``masks.masked`` (it keeps everything else)."""
     params = dict(model.named_parameters())
     for name, mask in entries.items():  # check everything before changing anything
         if name not in params:
@@ -232,15 +211,4 @@ def zeroed(model, entries: dict[str, torch.Tensor]):
         if tuple(mask.shape) != tuple(params[name].shape):
             raise ValueError(f"mask for {name} has shape {tuple(mask.shape)}, "
                              f"the parameter {tuple(params[name].shape)}")
-    saved = {}
-    with torch.no_grad():
-        for name, mask in entries.items():
-            p = params[name]
-            saved[name] = p.detach().clone()
-            p[mask.to(device=p.device, dtype=torch.bool)] = 0
-    try:
-        yield model
-    finally:
-        with torch.no_grad():
-            for name, value in saved.items():
-                params[name].copy_(value)
+    return masked(model, {name: ~mask.to(dtype=torch.bool) for name, mask in entries.items()})

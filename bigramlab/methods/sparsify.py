@@ -1,7 +1,7 @@
 """Continuous sparsification: learn which weight entries a frozen LM needs for a target.
 
-This is section 2 of the method (Chang & Bergen 2025, after Savarese et al.
-2020 and NeuroSurgeon's continuous-sparsification layers):
+Chang & Bergen 2025, section 3.1 (after Savarese et al. 2020 and
+NeuroSurgeon's continuous-sparsification layers):
 
 * The language model is frozen. Every maskable weight matrix W (see
   ``anatomy.maskable_matrices``) gets a float32 mask-logit tensor s of the
@@ -27,13 +27,15 @@ grows on the step that stops early (so T = temp_growth ** steps always), and
 that step's CE is kept in the history. The stop itself is checked, as there,
 with the T that step used.
 
-Targets are pluggable, see :class:`BigramTarget` (the bigram subnetwork),
-:class:`FullModelTarget` (the "optimal" subnetwork: the full model's own
-distribution) and the contract in :func:`sparsify`.
+Targets are pluggable (``targets``: :class:`BigramTarget`, the bigram
+subnetwork; :class:`FullModelTarget`, the "optimal" subnetwork: the full
+model's own distribution; the contract is in that module). The soft masks
+and the masked forward are ``masks``, the settings and the result of a run
+``sparsify_config``; this module is the training loop and its stopping rules.
 
 Everything runs on the model's device; CPU runs are deterministic (same seed,
 same data -> same mask), and a run that saves its state into ``state_dir``
-resumes after a kill and ends with the bit-identical mask.
+resumes after a kill and ends with the bit-identical mask. Defined in Chapter 3.
 """
 
 from __future__ import annotations
@@ -41,15 +43,21 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
-from torch.func import functional_call
 
-from .inputs import DamagedFileError, check_int, check_real, load_torch_file
-from .progress import progress_bar
+from ..plumbing.inputs import DamagedFileError, load_torch_file
+from ..plumbing.files import atomic_write
+from ..plumbing.progress import progress_bar
+from .anatomy import maskable_matrices
+from .batching import batch_indices
+from .masks import (density_penalty, flatten, masked_logits, soft_masks, soft_masks_flat,
+                    unflatten)
+from .sparsify_config import SparsifyConfig, SparsifyResult, data_seed
+from .subnetwork import Subnetwork
+from .targets import BigramTarget, FullModelTarget, planted_toy
 
 __all__ = ["SparsifyConfig", "SparsifyResult", "BigramTarget", "FullModelTarget", "sparsify",
            "init_mask_logits", "soft_masks", "masked_logits", "density_penalty", "flatten",
@@ -58,219 +66,12 @@ __all__ = ["SparsifyConfig", "SparsifyResult", "BigramTarget", "FullModelTarget"
 
 STATE_FILE = "sparsify_state.pt"
 RESULT_FILE = "sparsify_result.pt"
-_LAM_WHY = "the density penalty's weight; -inf keeps every entry, inf none"
-
-
-@dataclass(frozen=True)
-class SparsifyConfig:
-    """Every knob of mask training; defaults are the paper's values.
-
-    lam           lambda, weight of the density penalty (paper sweeps 0..1000;
-                  released masks use 10, or 100 for Pythia 1B / GPT-2 large).
-                  -inf keeps everything, +inf drops everything (no training).
-    lr            AdamW learning rate on the mask logits (paper 5e-5).
-    temp_growth   T is multiplied by this after every optimizer step (paper 1.001).
-    init_temp     T at step 0 (paper 1.0).
-    mask_init     initial mask logit (paper 0.0, i.e. soft mask 0.5).
-    zero_logit    initial logit where W == 0 exactly (paper -1e6: never kept).
-    max_steps     optimizer steps at most (paper 15,000).
-    batch_size    sequences per step (paper 32, of 128 tokens: seq_len is the
-                  train tensor's second axis).
-    weight_decay  AdamW's decoupled weight decay on the mask logits. The
-                  paper's code builds ``torch.optim.AdamW(params, lr=lr)``,
-                  i.e. PyTorch's defaults: weight_decay 0.01, betas
-                  (0.9, 0.999), eps 1e-8; so 0.01 is the default here. Its
-                  pull of s towards 0 (undecided) is lr * 0.01 * s per step:
-                  negligible at lr 5e-5, about 1e-4 * s per step at the tiny
-                  profile's lr 1e-2. Set 0.0 for a pure Adam update.
-    betas, eps    AdamW's other constants (PyTorch defaults, as in the paper).
-    stop_low, stop_high, stop_share
-                  early stop when #(stop_low < sigmoid(T*s) < stop_high) <
-                  stop_share * #(sigmoid(T*s) > stop_high)  (paper 0.1, 0.9, 1%).
-    max_attempts  attempts with a fresh data order when a run is unstable (paper 3).
-    spike_window, spike_add, spike_mult, reattain_steps
-                  the stability check (see ``is_stable``; paper 10, 0.25, 1.25, 100).
-    seed          data-order seed; attempt k uses ``data_seed(seed, k)``.
-    save_every    steps between state saves when a ``state_dir`` is given.
-    log_every     steps between kept-count records (and progress-bar updates).
-    """
-
-    lam: float = 10.0
-    lr: float = 5e-5
-    temp_growth: float = 1.001
-    init_temp: float = 1.0
-    mask_init: float = 0.0
-    zero_logit: float = -1e6
-    max_steps: int = 15_000
-    batch_size: int = 32
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    stop_low: float = 0.1
-    stop_high: float = 0.9
-    stop_share: float = 0.01
-    max_attempts: int = 3
-    spike_window: int = 10
-    spike_add: float = 0.25
-    spike_mult: float = 1.25
-    reattain_steps: int = 100
-    seed: int = 0
-    save_every: int = 100
-    log_every: int = 10
-
-    def __post_init__(self):
-        # Every knob checked here, where it enters: a NaN lambda or max_steps 0 would
-        # otherwise train (and cache) an empty mask marked stable. Values are checked,
-        # never converted: the config's fields are part of the mask cache key.
-        inf, w = math.inf, "SparsifyConfig: "
-        check_real("lam", self.lam, 0, inf, also=(-inf,), where=w, why=_LAM_WHY)
-        check_real("lr", self.lr, 0, inf, lo_open=True, hi_open=True, where=w,
-                   why="AdamW's learning rate on the mask logits; the paper uses 5e-5")
-        check_real("temp_growth", self.temp_growth, 1, inf, hi_open=True, where=w,
-                   why="T is multiplied by it every step: below 1 the mask softens "
-                       "instead of hardening; the paper uses 1.001")
-        check_real("init_temp", self.init_temp, 0, inf, lo_open=True, hi_open=True, where=w)
-        for name in ("mask_init", "zero_logit"):
-            check_real(name, getattr(self, name), -inf, inf, lo_open=True, hi_open=True,
-                       where=w)
-        check_real("weight_decay", self.weight_decay, 0, inf, hi_open=True, where=w)
-        betas = self.betas if isinstance(self.betas, (tuple, list)) else ()
-        if len(betas) != 2:
-            raise ValueError(f"{w}betas = {self.betas!r} is not allowed: use two numbers in "
-                             "[0, 1), e.g. (0.9, 0.999)")
-        for i, b in enumerate(betas):
-            check_real(f"betas[{i}]", b, 0, 1, hi_open=True, where=w)
-        check_real("eps", self.eps, 0, inf, lo_open=True, hi_open=True, where=w)
-        check_real("stop_low", self.stop_low, 0, 1, hi_open=True, where=w)
-        check_real("stop_high", self.stop_high, self.stop_low, 1, lo_open=True, where=w,
-                   why="it must lie above stop_low")
-        check_real("stop_share", self.stop_share, 0, inf, hi_open=True, where=w,
-                   why="0 never stops early")
-        check_real("spike_add", self.spike_add, 0, inf, hi_open=True, where=w)
-        check_real("spike_mult", self.spike_mult, 1, inf, hi_open=True, where=w)
-        for name in ("max_steps", "batch_size", "max_attempts", "spike_window", "save_every",
-                     "log_every"):
-            check_int(name, getattr(self, name), 1, where=w)
-        check_int("reattain_steps", self.reattain_steps, 0, where=w)
-        check_int("seed", self.seed, 0, where=w)
-
-    @classmethod
-    def from_profile(cls, profile, lam: float | None = None, **changes) -> "SparsifyConfig":
-        """The profile's mask-training choices (lr, temp_growth, max_steps,
-        batch_size; lambda = ``lam`` or the profile's default_lambda), plus ``changes``."""
-        from .profiles import get_profile
-
-        p = get_profile(profile)
-        settings = [f.name for f in dataclasses.fields(cls) if f.name != "lam"]
-        unknown = [k for k in changes if k not in settings + ["lam"]]
-        if unknown:
-            raise TypeError(f"unknown mask-training setting {unknown[0]!r}: use one of "
-                            f"{', '.join(settings)} (and lam for lambda)")
-        if lam is not None:  # float() of a string or a NaN would slip through silently
-            check_real("lam", lam, 0, math.inf, also=(-math.inf,), where="SparsifyConfig: ",
-                       why=_LAM_WHY)
-        return cls(**dict(lam=p.default_lambda if lam is None else float(lam), lr=p.mask_lr,
-                          temp_growth=p.temp_growth, max_steps=p.max_steps,
-                          batch_size=p.batch_size) | changes)
-
-    def replace(self, **changes) -> "SparsifyConfig":
-        return dataclasses.replace(self, **changes)
-
-
-def data_seed(seed: int, attempt: int) -> int:
-    """Seed of the data order of attempt ``attempt`` (0-based) of a run seeded ``seed``."""
-    return 1000 * seed + attempt
-
-
-@dataclass
-class SparsifyResult:
-    """What a mask-training run gives.
-
-    mask          the final binary mask s > 0: a ``Subnetwork``.
-    mask_logits   name -> float32 mask logits s (CPU).
-    ce, penalty   per optimizer step of the returned attempt: target CE (nats)
-                  and lambda * sum(sigmoid(T*s)) / N, both measured in that
-                  step's forward (before its update).
-    kept          (steps done, entries with sigmoid(T*s) > 0.5, i.e. s > 0)
-                  after steps 1, 1 + log_every, 1 + 2 log_every, ... and the last.
-    temperature   T after the last step (= init_temp * temp_growth ** steps).
-    steps         optimizer steps run in the returned attempt.
-    early_stopped whether the undecided-entries criterion ended the run.
-    stable        whether the CE curve passed ``is_stable``.
-    attempts      attempts made (1 .. max_attempts); ``attempt_log`` has one
-                  dict per attempt (seed, steps, early_stopped, stable).
-    n_entries     N, the number of mask entries.
-    """
-
-    mask: object
-    mask_logits: dict[str, torch.Tensor]
-    ce: list[float]
-    penalty: list[float]
-    kept: list[tuple[int, int]]
-    temperature: float
-    steps: int
-    early_stopped: bool
-    stable: bool
-    attempts: int
-    attempt_log: list[dict]
-    n_entries: int
-    config: SparsifyConfig
-
-    @property
-    def kept_count(self) -> int:
-        return sum(int((s > 0).sum()) for s in self.mask_logits.values())
-
-    @property
-    def kept_share(self) -> float:
-        return self.kept_count / max(self.n_entries, 1)
-
-    @property
-    def loss(self) -> list[float]:
-        """Total loss per step (CE + penalty), nats."""
-        return [c + p for c, p in zip(self.ce, self.penalty)]
-
-
-# ------------------------------------------------------------------ targets
-# Contract: target(logits, input_ids, full_logits_fn) -> scalar loss tensor.
-#   logits          the masked model's output, (batch, seq, vocab), differentiable.
-#   input_ids       the batch, (batch, seq), on the model's device.
-#   full_logits_fn  a zero-argument callable returning the UNMASKED model's
-#                   logits for the same batch under no_grad (computed only
-#                   when called, so targets that do not need it pay nothing).
-# The loss is what the mask is trained to minimize, in nats, averaged over
-# positions; the density penalty is added by sparsify.
-
-class BigramTarget:
-    """CE from the bigram distribution of the current token to the masked model,
-    via the sparse ``BigramModel.cross_entropy`` (no dense target is built).
-    Every position is scored, the last one included (as the paper does)."""
-
-    def __init__(self, bigram):
-        self.bigram = bigram
-
-    def __call__(self, logits, input_ids, full_logits_fn=None):
-        dev = self.bigram.device
-        return self.bigram.cross_entropy(logits.to(dev), input_ids.to(dev))
-
-
-class FullModelTarget:
-    """Soft-target CE against the full (unmasked) model's own next-token
-    distribution: the "optimal" / distillation subnetwork. CE(p, q) =
-    -sum_b p(b) log q(b), p = softmax(full logits) under no_grad, mean over
-    positions, nats. At the full mask it equals the model's own entropy.
-    Memory: two dense (batch, seq, vocab) float32 blocks."""
-
-    def __call__(self, logits, input_ids, full_logits_fn):
-        with torch.no_grad():
-            p = torch.softmax(full_logits_fn().float(), dim=-1)
-        return -(p * torch.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
 
 
 # ------------------------------------------------------------ the pieces
 def _mask_names(model, names):
     if names is not None:
         return list(names)
-    from .anatomy import maskable_matrices
     return [m.name for m in maskable_matrices(model)]
 
 
@@ -285,64 +86,6 @@ def init_mask_logits(model, names=None, config: SparsifyConfig = SparsifyConfig(
         s = torch.full(w.shape, config.mask_init, dtype=torch.float32, device=w.device)
         out[name] = s.masked_fill_(w.detach() == 0, config.zero_logit)
     return out
-
-
-def soft_masks(mask_logits, temperature: float):
-    """name -> sigmoid(T * s), the soft mask (float32, differentiable in s)."""
-    # in place on the fresh product: one temporary per matrix, not two (on CPU
-    # every large temporary costs page faults; multiplying by a Python float
-    # saves nothing for backward, so the in-place sigmoid is safe)
-    return {n: (s * temperature).sigmoid_() for n, s in mask_logits.items()}
-
-
-def flatten(mask_logits):
-    """All mask logits as ONE flat float32 leaf tensor (requires grad) plus
-    name -> shape. Training works on this: one sigmoid, one penalty sum, one
-    gradient concat and one AdamW tensor for all matrices, instead of ~12
-    small kernels per matrix (that launch overhead was 37% of a tiny model's
-    step on a GPU)."""
-    shapes = {n: s.shape for n, s in mask_logits.items()}
-    flat = torch.cat([s.detach().reshape(-1).float() for s in mask_logits.values()])
-    return flat.requires_grad_(True), shapes
-
-
-def unflatten(flat, shapes):
-    """name -> mask logits (detached CPU copies) from a flat tensor."""
-    parts = flat.detach().cpu().split([math.prod(s) for s in shapes.values()])
-    return {n: p.reshape(shape).clone() for (n, shape), p in zip(shapes.items(), parts)}
-
-
-def soft_masks_flat(flat, shapes, temperature: float):
-    """(name -> soft-mask view, flat soft mask) = sigmoid(T * flat), split by matrix.
-    The views share one graph node, so their gradients are gathered by a
-    single concatenation in the backward."""
-    soft_flat = (flat * temperature).sigmoid_()
-    parts = soft_flat.split([math.prod(s) for s in shapes.values()])
-    return {n: p.view(shape) for (n, shape), p in zip(shapes.items(), parts)}, soft_flat
-
-
-def density_penalty(soft, lam: float) -> torch.Tensor:
-    """lambda * sum(soft mask) / N: the density penalty (0 when lambda is 0)."""
-    n = sum(m.numel() for m in soft.values())
-    return sum(m.sum() for m in soft.values()) * (lam / n)
-
-
-def _call(model, params, input_ids):
-    out = functional_call(model, params, (input_ids,))
-    return out.logits if hasattr(out, "logits") else out
-
-
-def masked_logits(model, soft, input_ids):
-    """The model's output with every masked weight W replaced by W * soft[name].
-
-    The products live only in this forward graph (``functional_call`` swaps
-    them in for the call), so the model's tensors are never edited or copied;
-    gradients reach ``soft`` (hence the mask logits) and nothing else when
-    the model is frozen."""
-    params = dict(model.named_parameters())
-    # cast back: a bf16/fp16 model keeps its dtype (the mask itself is float32)
-    masked = {n: params[n] * m.to(params[n].dtype) for n, m in soft.items()}
-    return _call(model, masked, input_ids)
 
 
 @torch.no_grad()
@@ -398,11 +141,11 @@ def sparsify(model, train_ids: torch.Tensor, target: Callable, config: SparsifyC
                frozen during the run (requires_grad is set False and restored
                after), in eval mode, its tensors never written to.
     train_ids  (n, seq) rows drawn ``config.batch_size`` at a time in a seeded
-               order (``pretrain.batch_indices``; reshuffled every epoch);
+               order (``batching.batch_indices``; reshuffled every epoch);
                moved to the model's device one batch at a time. For a plain
                module, any (n, ...) input tensor.
     target     ``target(logits, input_ids, full_logits_fn) -> scalar`` (see
-               ``BigramTarget``, ``FullModelTarget``; contract above them).
+               ``BigramTarget``, ``FullModelTarget``; the contract is in ``targets``).
     names      parameters to mask (default ``maskable_matrices(model)``).
     state_dir  folder for the resumable state (written atomically every
                ``save_every`` steps) and, at the end, the result: a run
@@ -481,8 +224,6 @@ def sparsify(model, train_ids: torch.Tensor, target: Callable, config: SparsifyC
 def _train_attempt(model, train_ids, target, cfg, names, attempt, attempt_log, state,
                    state_dir, progress):
     """One attempt: returns (mask logits, run record)."""
-    from .pretrain import batch_indices
-
     device = next(model.parameters()).device
     flat, shapes = flatten(init_mask_logits(model, names, cfg))
     opt = make_optimizer([flat], cfg)
@@ -504,7 +245,7 @@ def _train_attempt(model, train_ids, target, cfg, names, attempt, attempt_log, s
 
         def full_logits_fn(x=x):
             with torch.no_grad():
-                return _call(model, {}, x)
+                return masked_logits(model, {}, x)  # nothing masked: the full model
 
         ce = target(masked_logits(model, soft, x), x, full_logits_fn)
         penalty = soft_flat.sum() * (cfg.lam / flat.numel())
@@ -543,11 +284,8 @@ def make_optimizer(mask_logits: list, cfg: SparsifyConfig) -> torch.optim.AdamW:
 
 
 def _save(path: Path, obj) -> None:
-    """torch.save to a temporary file, then rename: a kill never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    """torch.save, atomically: a kill never leaves half a state file."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _load_state(path: Path, device):
@@ -571,39 +309,11 @@ def _check_config(saved: dict, config: SparsifyConfig, state_dir) -> None:
 
 
 def _result(model, logits, run, stable, attempt_log, n_entries, config) -> SparsifyResult:
-    try:
-        from .subnetwork import Subnetwork
-        name = getattr(getattr(model, "config", None), "name_or_path", None) or None
-        mask = Subnetwork.from_mask_logits(logits, name)
-    except ImportError:  # pragma: no cover - before subnetwork.py existed
-        mask = {n: s > 0 for n, s in logits.items()}
+    name = getattr(getattr(model, "config", None), "name_or_path", None) or None
+    mask = Subnetwork.from_mask_logits(logits, name)
     return SparsifyResult(
         mask=mask, mask_logits=logits, ce=list(run["ce"]), penalty=list(run["penalty"]),
         kept=[tuple(k) for k in run["kept"]], temperature=run["temperature"],
         steps=run["step"], early_stopped=run["early_stopped"], stable=stable,
         attempts=max(len(attempt_log), 1), attempt_log=list(attempt_log),
         n_entries=n_entries, config=config)
-
-
-# ------------------------------------------------------------ a planted toy
-def planted_toy(d_in: int = 24, d_out: int = 12, density: float = 0.3, n: int = 2048,
-                seed: int = 0):
-    """A toy with a known answer (Chapter 3): a bias-free linear layer W
-    (d_out x d_in) and a teacher that uses only the planted entries M of W.
-
-    Returns ``(model, inputs, planted, target)``: ``inputs`` is (n, d_in)
-    Gaussian; ``target`` is the soft-target CE against softmax(x (W*M)^T), so
-    the best mask is M (any other mask changes the output distribution)."""
-    g = torch.Generator().manual_seed(seed)
-    model = torch.nn.Linear(d_in, d_out, bias=False)
-    with torch.no_grad():
-        model.weight.copy_(torch.randn(d_out, d_in, generator=g))
-    planted = torch.rand(d_out, d_in, generator=g) < density
-    teacher = model.weight.detach() * planted
-    inputs = torch.randn(n, d_in, generator=g)
-
-    def target(logits, x, full_logits_fn=None):
-        p = torch.softmax(x @ teacher.to(x.device).T, dim=-1)
-        return -(p * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
-
-    return model, inputs, {"weight": planted}, target

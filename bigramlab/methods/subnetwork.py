@@ -3,7 +3,8 @@
 A ``Subnetwork`` maps parameter names (as ``model.named_parameters()`` gives
 them) to bool masks of the parameter's shape, True = kept. Only the four
 weight matrices of every block are masked (see ``anatomy``); embeddings,
-unembedding, layer norms and all biases are always kept (METHOD.md section 2).
+unembedding, layer norms and all biases are always kept (Chang & Bergen 2025,
+section 3.1).
 
 Two file formats, told by the suffix:
 
@@ -13,7 +14,9 @@ Two file formats, told by the suffix:
 - ``.safetensors``: ours, bool tensors with ``orig_model_name`` in the metadata.
 
 Every method returns a new Subnetwork; masks are shared between subnetworks,
-never edited in place, so treat the tensors you read as read-only.
+never edited in place, so treat the tensors you read as read-only. Applying
+one to a model goes through ``masks.masked``, the package's one way to mask
+weights. Defined in Chapter 3 (made and applied), used in Chapters 4-5.
 """
 
 from __future__ import annotations
@@ -22,13 +25,15 @@ import collections
 import codecs
 import pickle
 from collections.abc import Mapping
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from .anatomy import KINDS, maskable_matrices
+from .masks import masked
 
 try:  # numpy >= 2 moved numpy.core to numpy._core; old pickles name either one
     from numpy._core import multiarray as _np_multiarray, numeric as _np_numeric
@@ -143,7 +148,6 @@ class Subnetwork(Mapping):
         damaged = (f"{path} is damaged (truncated or corrupt): delete it and download it "
                    "again (or save it again, if you made it)")
         if _format(path) == "safetensors":
-            from safetensors import SafetensorError, safe_open
             try:
                 with safe_open(str(path), framework="pt") as f:
                     name = (f.metadata() or {}).get("orig_model_name")
@@ -179,7 +183,6 @@ class Subnetwork(Mapping):
             with open(path, "wb") as f:  # protocol 4: readable by any Python 3.4+
                 pickle.dump(data, f, protocol=4)
         else:
-            from safetensors.torch import save_file
             meta = {"orig_model_name": self.orig_model_name} if self.orig_model_name else {}
             save_file({n: m.contiguous() for n, m in self.items()}, str(path), metadata=meta)
 
@@ -201,32 +204,19 @@ class Subnetwork(Mapping):
                 raise ValueError(f"the subnetwork has a mask for {name}, which is not a maskable "
                                  f"matrix of this {type(model).__name__}. {fix}")
 
-    @contextmanager
     def apply(self, model):
-        """Within the ``with`` block, run ``model`` with only the kept weight entries.
+        """A context manager: within the ``with`` block, ``model`` runs with only the
+        kept weight entries (the dropped ones exactly 0).
 
-        How: each masked parameter's ``.data`` is swapped for a masked copy
-        (``masked_fill``, exact zeros, on the weight's device) and swapped back on
-        exit, also when the block raises. The original tensors are never
-        written to, so they come back bit for bit; edits made to the weights
-        inside the block are discarded. Memory: one masked copy of the matrices
-        that drop something (fully kept matrices are not copied).
+        Built on ``masks.masked``: each masked parameter's ``.data`` is swapped for
+        a masked copy (on the weight's device) and swapped back on exit, also when
+        the block raises. The original tensors are never written to, so they come
+        back bit for bit; edits made to the weights inside the block are
+        discarded. Memory: one masked copy of the matrices that drop something
+        (fully kept matrices are not copied).
         """
         self.check(model)
-        params = dict(model.named_parameters())
-        originals = {}
-        try:
-            with torch.no_grad():
-                for name, mask in self.items():
-                    if bool(mask.all()):
-                        continue
-                    p = params[name]
-                    originals[name] = p.data
-                    p.data = p.data.masked_fill(~mask.to(p.device), 0)
-            yield model
-        finally:
-            for name, data in originals.items():
-                params[name].data = data
+        return masked(model, self._masks)
 
     # -- set operations ------------------------------------------------------------
     def _combine(self, other: Subnetwork, op) -> Subnetwork:
@@ -351,9 +341,9 @@ class Subnetwork(Mapping):
         def region(m):
             if m.role not in ("mlp_in", "mlp_out"):
                 return None
-            # the MLP hidden axis: mlp_in's outputs, mlp_out's inputs. Linear (GPT-NeoX)
-            # stores (out, in), Conv1D (GPT-2) stores (in, out).
-            axis = int((m.role == "mlp_in") == (m.arch == "gpt2"))
+            # the MLP hidden axis: mlp_in's outputs, mlp_out's inputs (which axis of the
+            # stored weight that is depends on the architecture: Linear or Conv1D)
+            axis = m.out_axis if m.role == "mlp_in" else m.in_axis
             if len(dims) and not (0 <= int(dims.min()) and int(dims.max()) < m.shape[axis]):
                 raise ValueError(f"MLP dimensions must lie in 0..{m.shape[axis] - 1}")
             return (slice(None), dims) if axis else (dims,)

@@ -9,6 +9,8 @@ builder that can resume (the tiny LM's pretraining) gets the intact rest
 of it back instead of an empty folder. A file that matches the manifest but
 cannot be read (``DamagedFileError`` from the loader, see :func:`cached_load`)
 also gets its entry rebuilt.
+
+Defined in Chapter 0, which lists what the cache holds.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .inputs import DamagedFileError
+from platformdirs import user_cache_dir
 
 MANIFEST = "MANIFEST.json"
 
@@ -30,8 +33,6 @@ def cache_dir() -> Path:
     env = os.environ.get("BIGRAMLAB_CACHE")
     if env:
         return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
     return Path(user_cache_dir("bigramlab"))
 
 

@@ -1,10 +1,16 @@
-"""Which device tensors live on: CUDA when present, else Apple's MPS, else CPU."""
+"""What this machine offers: a device for tensors (CUDA, Apple's MPS, else the
+CPU) and whether the Hugging Face Hub answers. The two facts the automatic
+choice of a profile rests on. Defined in Chapter 0.
+"""
 
 from __future__ import annotations
 
 import os
+import socket
 
 import torch
+
+HUB_HOST = "huggingface.co"
 
 
 def default_device() -> torch.device:
@@ -44,3 +50,18 @@ def describe_device(device: torch.device | None = None) -> str:
     if device.type == "cpu":
         return f"cpu ({torch.get_num_threads()} threads)"
     return device.type
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True when huggingface.co answers a TCP connection within ``timeout`` seconds.
+
+    Honours ``HF_HUB_OFFLINE=1``. A short timeout: the point is to fail fast
+    on a machine without network instead of hanging inside a download.
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        with socket.create_connection((HUB_HOST, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False

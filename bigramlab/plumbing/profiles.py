@@ -3,11 +3,15 @@
 A profile names the model and its checkpoints, the corpus, the sizes of the
 train and eval sets, the lambdas and step budgets of mask training. The real
 profiles load Pythia / GPT-2 from the Hugging Face Hub; the ``tiny`` profiles
-build a small world offline (see ``bigramlab.tinyworld``) so that the same
-code path runs in CI and on a laptop without network.
+build a small world offline (``bigramlab.worlds.tiny``) so that the same code
+path runs in CI and on a laptop without network.
 
 Selection (``get_profile(None)``): ``$BIGRAMLAB_PROFILE``, else ``pythia-70m``
-when a GPU and the network are both there, else ``tiny``.
+when a GPU and the network are both there, else ``tiny``. A name is resolved
+once, at the package's entry points (``bigramlab.load_model`` and its
+siblings); everything below them takes a ``Profile`` (``require_profile``).
+
+Defined in Chapter 0.
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ import os
 from dataclasses import dataclass
 
 from .inputs import describe
+from . import devices
+from .cache import key_of
 
-# Pythia's public revisions used in the paper (METHOD.md section 3).
+# Pythia's public revisions that the paper trains subnetworks at (Chang & Bergen 2025,
+# section 4.1).
 PYTHIA_CHECKPOINTS = (
     "step0", "step128", "step256", "step512", "step1000", "step2000", "step3000",
     "step4000", "step6000", "step10000", "step16000", "step25000", "step40000",
@@ -67,7 +74,7 @@ class TinyWorld:
 
 @dataclass(frozen=True)
 class Shape:
-    """A model's size, from its public config (METHOD.md section 7)."""
+    """A model's size, from its public Hugging Face config."""
 
     n_layer: int
     d_model: int
@@ -81,19 +88,20 @@ class Profile:
     """Everything an experiment depends on. Frozen: use ``.replace(**changes)``."""
 
     name: str
-    arch: str                     # "gpt_neox" or "gpt2"
+    arch: str                     # "gpt_neox" or "gpt2" (a key of methods.architectures)
     model_id: str | None          # hub id; None for the tiny world (built locally)
     checkpoints: tuple[str, ...]  # revision names, oldest first; the last is final
-    corpus: Corpus
-    seq_len: int = 128
+    corpus: Corpus                # where the text comes from
+    seq_len: int = 128            # tokens per sequence (the paper: 128)
     n_train_seqs: int = 500_000   # paper: 500k sequences of 128 tokens for mask training
     n_eval_seqs: int = 10_000     # paper: 10k held-out sequences
-    lambdas: tuple[float, ...] = (0.0, 1.0, 10.0, 100.0, 500.0)
-    default_lambda: float = 10.0
-    mask_lr: float = 5e-5
-    temp_growth: float = 1.001
-    max_steps: int = 15_000
-    batch_size: int = 32
+    lambdas: tuple[float, ...] = (0.0, 1.0, 10.0, 100.0, 500.0)  # the lambda sweep
+    default_lambda: float = 10.0  # the released masks' lambda (100 for the largest models)
+    mask_lr: float = 5e-5         # AdamW learning rate on the mask logits (paper)
+    temp_growth: float = 1.001    # temperature factor per mask-training step (paper)
+    max_steps: int = 15_000       # mask-training steps at most (paper)
+    chapter_max_steps: int = 15_000  # the cap the chapters train their masks with (tiny: 600)
+    batch_size: int = 32          # sequences per mask-training step (paper)
     world: TinyWorld | None = None  # only for the tiny profiles
     shape: Shape | None = None      # only for the real profiles (tiny: see world)
     notes: str = ""
@@ -115,8 +123,6 @@ class Profile:
 
     def key(self, *fields: str) -> str:
         """A short hash of the named fields (all when none): the cache key."""
-        from .cache import key_of
-
         d = self.to_dict()
         return key_of({f: d[f] for f in fields} if fields else d)
 
@@ -161,7 +167,10 @@ def _tiny(name: str, arch: str) -> Profile:
         # lambda 3: the smallest tested value (1, 2, 3, 10) with a safety margin that
         # keeps r >= 0.95 at <= 5% of the maskable weights (Chapter 3 shows the runs).
         lambdas=(0.0, 1.0, 3.0, 10.0, 100.0), default_lambda=3.0,
-        mask_lr=1e-2, temp_growth=1.01, max_steps=1500, batch_size=16, world=world,
+        # The chapters cap mask training at 600 steps to stay within their CPU budget:
+        # every run they make stops early before that (Chapter 3 shows the runs).
+        mask_lr=1e-2, temp_growth=1.01, max_steps=1500, chapter_max_steps=600,
+        batch_size=16, world=world,
         notes="offline world: generated corpus, BPE tokenizer and LM trained on this machine",
     )
 
@@ -199,12 +208,21 @@ def get_profile(name: str | Profile | None = None) -> Profile:
 
 
 def _auto_profile_name() -> str:
-    from .devices import default_device
-    from .hub import hub_reachable
-
-    if default_device().type == "cuda" and hub_reachable():
+    if devices.default_device().type == "cuda" and devices.hub_reachable():
         return "pythia-70m"
     return "tiny"
+
+
+def require_profile(profile) -> Profile:
+    """``profile`` itself when it is a ``Profile``; else a TypeError naming the fix.
+
+    Functions below the package's entry points call this instead of resolving
+    names again: a name (or None, "look at the environment") is turned into a
+    Profile once, by ``get_profile``."""
+    if not isinstance(profile, Profile):
+        raise TypeError(f"expected a Profile, got {profile!r}: resolve a name once with "
+                        f"bigramlab.get_profile({profile!r}) and pass the Profile it returns")
+    return profile
 
 
 def profile_table() -> list[dict]:

@@ -1,5 +1,8 @@
 """Progress bars that honour ``TQDM_DISABLE=1`` (set under test, so stored
-notebook outputs and CI logs stay free of volatile bars)."""
+notebook outputs and CI logs stay free of volatile bars).
+
+Every long loop of the package shows one; no chapter teaches this module.
+"""
 
 from __future__ import annotations
 

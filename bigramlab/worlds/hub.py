@@ -1,30 +1,36 @@
-"""The Hugging Face Hub: is it reachable, and a clear error when it is not."""
+"""The real world: models, tokenizers, corpora and released masks from the Hugging Face Hub.
+
+- reachability: a clear error (``HubUnavailableError``) when the Hub cannot be
+  reached and the files are not in the local cache, instead of a hang inside
+  a download;
+- loading: ``from_pretrained`` from the local cache first, else the Hub
+  (``revision="stepN"`` for Pythia's checkpoints);
+- corpus: a profile's dataset streamed with ``datasets`` and packed into
+  train and eval sequences (``tokens.pack``), cached;
+- released masks: the authors' bigram subnetworks (Chang & Bergen 2025,
+  github.com/tylerachang/bigram-subnetworks).
+
+Reached through the one dispatch in ``worlds.loading``. Defined in Chapter 0
+(loading); the released masks are compared in Chapter 4.
+"""
 
 from __future__ import annotations
 
-import os
-import socket
+from collections.abc import Iterator
+from pathlib import Path
 
-HUB_HOST = "huggingface.co"
+import huggingface_hub
+from transformers import AutoTokenizer
+
+from ..methods.subnetwork import Subnetwork
+from ..plumbing.cache import cached
+from ..plumbing.devices import HUB_HOST, hub_reachable
+from ..plumbing.profiles import Profile
+from .tokens import pack, save_splits, split_sequences
 
 
 class HubUnavailableError(RuntimeError):
     """The Hub cannot be reached and the files are not in the local cache."""
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """True when huggingface.co answers a TCP connection within ``timeout`` seconds.
-
-    Honours ``HF_HUB_OFFLINE=1``. A short timeout: the point is to fail fast
-    on a machine without network instead of hanging inside a download.
-    """
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return False
-    try:
-        with socket.create_connection((HUB_HOST, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def require_hub(what: str) -> None:
@@ -36,8 +42,55 @@ def require_hub(what: str) -> None:
             "network, or use the offline world: get_profile('tiny') or BIGRAMLAB_PROFILE=tiny.")
 
 
-# The authors' releases (github.com/tylerachang/bigram-subnetworks, circuit_loading_utils.py):
-# short model name -> (name in the Hugging Face repo, released lambdas, default lambda first).
+def from_hub(loader, model_id: str, **kwargs):
+    """``loader.from_pretrained`` from the local HF cache, else from the Hub,
+    failing fast with a clear message when the Hub cannot be reached."""
+    try:
+        return loader.from_pretrained(model_id, local_files_only=True, **kwargs)
+    except OSError:
+        pass
+    require_hub(f"{model_id} ({kwargs.get('revision') or 'main'})")
+    return loader.from_pretrained(model_id, **kwargs)
+
+
+def hub_tokenizer(profile: Profile):
+    """A real profile's tokenizer (a ``transformers`` fast tokenizer)."""
+    return from_hub(AutoTokenizer, profile.model_id)
+
+
+# -- corpus -------------------------------------------------------------------------
+
+def stream_texts(profile: Profile) -> Iterator[str]:
+    """Documents of a real profile's corpus, streamed with ``datasets``
+    (checks the Hub first, so a missing network fails here, not mid-stream)."""
+    import datasets  # here, not at the top: a second to import, and only this needs it
+
+    c = profile.corpus
+    if c.data_files is None:
+        require_hub(f"the corpus {c.path}")
+    ds = datasets.load_dataset(c.path, c.name, split=c.split, data_files=c.data_files,
+                               streaming=True)
+    return (row[c.text_field] for row in ds if row[c.text_field] and row[c.text_field].strip())
+
+
+def build_corpus(profile: Profile) -> Path:
+    """The cache folder of a real profile's tokenized train and eval splits
+    (``tokens.safetensors``), streamed, tokenized and packed once."""
+    def build(out: Path) -> dict:
+        n = profile.n_eval_seqs + profile.n_train_seqs
+        ids = pack(stream_texts(profile), hub_tokenizer(profile), profile.seq_len, n or None,
+                   desc=f"tokenizing {profile.corpus.path}")
+        save_splits(out, split_sequences(ids, profile.n_eval_seqs, profile.n_train_seqs))
+        return {"profile": profile.name, "corpus": profile.corpus.path, "sequences": len(ids)}
+
+    return cached("corpus", profile.key("model_id", "corpus", "seq_len", "n_train_seqs",
+                                        "n_eval_seqs"), build)
+
+
+# -- the authors' released masks -------------------------------------------------------
+
+# (github.com/tylerachang/bigram-subnetworks, circuit_loading_utils.py): short model
+# name -> (name in the Hugging Face repo, released lambdas, default lambda first).
 RELEASED_SUBNETWORKS = {
     "pythia-70m": ("pythia-70m", (10, 1)),
     "pythia-160m": ("pythia-160m", (10, 1)),
@@ -50,7 +103,7 @@ RELEASED_SUBNETWORKS = {
 _LAMBDA_TAG = {1: "1", 10: "1e1", 100: "1e2"}
 
 
-def load_released_subnetwork(model_name: str, lam: float | None = None):
+def load_released_subnetwork(model_name: str, lam: float | None = None) -> Subnetwork:
     """The authors' released bigram subnetwork of ``model_name`` at sparsity ``lam``.
 
     ``model_name``: a short name (``pythia-70m``, ``gpt2``) or a hub id
@@ -60,10 +113,6 @@ def load_released_subnetwork(model_name: str, lam: float | None = None):
     local Hugging Face cache when there, else downloaded (one byte per
     maskable weight, e.g. 0.8 GB for Pythia 1B, as a numpy bool pickle).
     """
-    import huggingface_hub
-
-    from .subnetwork import Subnetwork
-
     owner, _, short = model_name.rpartition("/")
     short = "gpt2" if short == "gpt2-small" else short
     if short not in RELEASED_SUBNETWORKS or owner not in ("", "EleutherAI", "openai-community"):

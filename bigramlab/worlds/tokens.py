@@ -1,10 +1,12 @@
-"""Token sequences for training and evaluation, in both worlds.
+"""Token sequences for training and evaluation, made the same way in both worlds.
 
 Text is tokenized with the model's own tokenizer, an end-of-text token is
 appended to every document (as in Pythia's training data), and the stream is
 cut into sequences of ``seq_len`` tokens. The first ``n_eval_seqs`` sequences
 are the eval split and the sequences after them the train split, so the two
-never share a document boundary's worth of text beyond one sequence.
+never share a document boundary's worth of text beyond one sequence. Both
+splits are stored in one ``tokens.safetensors`` file per cache entry.
+Defined in Chapter 0.
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .cache import cached
-from .profiles import Profile, get_profile
-from .progress import progress_bar
+from ..plumbing.progress import progress_bar
 
 SPLITS = ("train", "eval")
+TOKENS_FILE = "tokens.safetensors"
 
 
 def pack(texts: Iterable[str], tokenizer, seq_len: int, n_seqs: int | None,
@@ -72,49 +73,16 @@ def split_sequences(ids: torch.Tensor, n_eval: int, n_train: int) -> dict[str, t
     return {"eval": ids[:n_eval].clone(), "train": train.clone()}
 
 
-def stream_texts(profile: Profile) -> Iterator[str]:
-    """Documents of a real profile's corpus, streamed with ``datasets``
-    (checks the Hub first, so a missing network fails here, not mid-stream)."""
-    import datasets
-
-    c = profile.corpus
-    if c.data_files is None:
-        from .hub import require_hub
-        require_hub(f"the corpus {c.path}")
-    ds = datasets.load_dataset(c.path, c.name, split=c.split, data_files=c.data_files,
-                               streaming=True)
-    return (row[c.text_field] for row in ds if row[c.text_field] and row[c.text_field].strip())
-
-
-def _save_splits(folder: Path, splits: dict[str, torch.Tensor]) -> None:
+def save_splits(folder: Path, splits: dict[str, torch.Tensor]) -> None:
+    """Write the splits into ``folder/tokens.safetensors``."""
     # int32 halves the disk size; token ids of every profile fit.
     save_file({k: v.to(torch.int32).contiguous() for k, v in splits.items()},
-              str(folder / "tokens.safetensors"))
+              str(folder / TOKENS_FILE))
 
 
-def load_corpus(profile: Profile | str | None = None, split: str = "train") -> torch.Tensor:
-    """The ``split`` ('train' or 'eval') token ids of a profile's corpus as an
-    (n_sequences, seq_len) int64 tensor on the CPU, built once and cached."""
-    profile = get_profile(profile)
+def read_split(folder: Path, split: str) -> torch.Tensor:
+    """The ``split`` ('train' or 'eval') of ``folder/tokens.safetensors`` as an
+    (n_sequences, seq_len) int64 tensor on the CPU."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {SPLITS}")
-    if profile.is_tiny:
-        from .tinyworld import build_tokens
-        folder = build_tokens(profile)
-    else:
-        folder = cached("corpus", profile.key("model_id", "corpus", "seq_len", "n_train_seqs",
-                                              "n_eval_seqs"),
-                        lambda out: _build_real(profile, out))
-    return load_file(str(folder / "tokens.safetensors"))[split].to(torch.int64)
-
-
-def _build_real(profile: Profile, out: Path) -> dict:
-    from .models import load_tokenizer
-
-    texts = stream_texts(profile)
-    tokenizer = load_tokenizer(profile)
-    n = profile.n_eval_seqs + profile.n_train_seqs
-    ids = pack(texts, tokenizer, profile.seq_len, n or None,
-               desc=f"tokenizing {profile.corpus.path}")
-    _save_splits(out, split_sequences(ids, profile.n_eval_seqs, profile.n_train_seqs))
-    return {"profile": profile.name, "corpus": profile.corpus.path, "sequences": len(ids)}
+    return load_file(str(folder / TOKENS_FILE))[split].to(torch.int64)

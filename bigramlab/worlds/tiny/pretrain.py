@@ -1,7 +1,8 @@
 """Pretraining a small causal LM from scratch, saving Pythia-style checkpoints.
 
-Used by the tiny world. Deterministic: the batch order is a seeded
-permutation, the models have no dropout, and every piece of state that the
+Used by the tiny world (Defined in Chapter 0). Deterministic: the batch order
+is a seeded permutation (``methods.batching.batch_indices``, shared with mask
+training), the models have no dropout, and every piece of state that the
 next step depends on (weights, AdamW moments, step, losses so far) is saved
 with each checkpoint, which carries its own manifest. So a run resumes from
 its last intact checkpoint (after a kill, or when a later checkpoint was
@@ -17,9 +18,10 @@ from pathlib import Path
 
 import torch
 
-from .cache import verify, write_manifest
-from .inputs import DamagedFileError, load_torch_file
-from .progress import progress_bar
+from ...methods.batching import batch_indices
+from ...plumbing.cache import verify, write_manifest
+from ...plumbing.inputs import DamagedFileError, load_torch_file
+from ...plumbing.progress import progress_bar
 
 #: Per checkpoint, what resuming from it needs besides the weights (AdamW, step, losses).
 TRAINER_STATE = "trainer_state.pt"
@@ -31,15 +33,6 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
         return peak * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor:
-    """Rows of the training set used at ``step``: consecutive slices of one seeded
-    permutation per epoch, so the order depends on (seed, step) only."""
-    per_epoch = n // batch_size
-    epoch, i = divmod(step, per_epoch)
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g)[i * batch_size:(i + 1) * batch_size]
 
 
 def _step_of(name: str) -> int:

@@ -1,0 +1,8 @@
+"""Plumbing: what every layer above may use, and which imports nothing else from bigramlab.
+
+- ``profiles``: named bundles of model, checkpoints, corpus and budgets (Chapter 0);
+- ``cache``: the on-disk cache of expensive artifacts, keyed by what made them;
+- ``devices``: the default device, and whether the Hugging Face Hub answers;
+- ``progress``: progress bars that honour ``TQDM_DISABLE``;
+- ``files``: the one atomic file write.
+"""
