@@ -1,4 +1,4 @@
-"""Benchmark bigramlab.bigrams against the reference algorithms.
+"""Benchmark bigramlab.methods.bigrams against the reference algorithms.
 
     python benchmarks/bench_bigrams.py            # full run (several minutes)
     python benchmarks/bench_bigrams.py --quick    # smoke run (well under a minute)

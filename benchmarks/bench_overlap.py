@@ -5,7 +5,7 @@
 
 Side by side in one process, on the same pair of masks:
 
-* exact:    bigramlab.overlap.chance_overlap - the overlap under random placement
+* exact:    bigramlab.methods.overlap.chance_overlap - the overlap under random placement
             within each matrix is a sum of independent hypergeometric variables;
             mean, sd and the whole distribution (hence any p-value) in one pass.
 * shuffles: what the paper's reference code does - shuffle each matrix's mask

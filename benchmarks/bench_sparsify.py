@@ -8,7 +8,7 @@ Side by side in one process, on the same batch (on CPU, and on CUDA when availab
 * plain:  forward + hard-label next-token CE + backward to ALL weights
           (a normal training step WITHOUT the optimizer step; the model's
           parameters require grad, grads are dropped after each step).
-* mask:   bigramlab.sparsify's step: forward with W * sigmoid(T * s) for
+* mask:   bigramlab.methods.sparsify's step: forward with W * sigmoid(T * s) for
           every maskable matrix (functional_call), the same hard-label CE
           (as a custom target) + the density penalty, backward to the mask
           logits only, AdamW step on the mask logits (the model is frozen).

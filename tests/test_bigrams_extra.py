@@ -1,4 +1,4 @@
-"""Chapter 1 helpers in bigramlab.bigrams and bigramlab.display, each against a
+"""Chapter 1 helpers in bigramlab.methods.bigrams and bigramlab.display, each against a
 naive reference written here (plain loops, numpy, collections)."""
 
 import math

@@ -1,4 +1,4 @@
-"""Tests for bigramlab.grammar, the tiny world's corpus generator.
+"""Tests for bigramlab.worlds.tiny.grammar, the tiny world's corpus generator.
 
 Each statistical test uses ~150k generated words (well under a second to make)
 and asserts a property the tiny LM relies on: Zipf-shaped frequencies,

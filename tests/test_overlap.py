@@ -1,4 +1,4 @@
-"""bigramlab.overlap against naive references.
+"""bigramlab.methods.overlap against naive references.
 
 The chance distribution is checked against brute force: every placement of
 one mask's kept entries within each matrix is enumerated (the other mask stays

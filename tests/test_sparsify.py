@@ -1,4 +1,4 @@
-"""Continuous sparsification (bigramlab.sparsify) on tiny random models.
+"""Continuous sparsification (bigramlab.methods.sparsify) on tiny random models.
 
 References are naive: soft masks and penalties from float64 formulas,
 masked forwards from a deep copy whose weights are overwritten with W * m,

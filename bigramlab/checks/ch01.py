@@ -1,6 +1,6 @@
 """Checks for the exercises of Chapter 1 (bigram models).
 
-Every answer is compared with :class:`bigramlab.bigrams.BigramModel` on small
+Every answer is compared with :class:`bigramlab.methods.bigrams.BigramModel` on small
 random corpora, made so that some contexts and some tokens never occur (the
 backoff and zero-probability cases are always exercised).
 """

@@ -143,6 +143,8 @@ def tiny_checkpoints(train_steps: int) -> tuple[str, ...]:
 PILE = Corpus("monology/pile-uncopyrighted", why="the Pile is what Pythia was trained on")
 FINEWEB = Corpus("HuggingFaceFW/fineweb", name="sample-10BT",
                  why="English web text, close to OSCAR (the paper) and WebText (GPT-2)")
+# ``why`` is part of every cache key that covers the corpus (the bigram model, every
+# mask), so its text stays as written although the module is now worlds.tiny.grammar.
 GRAMMAR = Corpus("grammar", why="generated offline by bigramlab.grammar")
 
 

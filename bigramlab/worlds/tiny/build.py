@@ -4,7 +4,7 @@ Four stages, each a cache entry keyed by everything that determines it, so
 ``tiny`` and ``tiny-gpt2`` share the corpus and tokenizer and a change to one
 stage rebuilds only what depends on it:
 
-1. corpus: English-like passages from ``bigramlab.grammar`` (seeded);
+1. corpus: English-like passages from ``grammar`` (seeded);
 2. tokenizer: a byte-level BPE trained with ``tokenizers``, saved as a
    ``transformers`` fast tokenizer (``save_pretrained``);
 3. tokens: the passages packed into (n, seq_len) train and eval sequences by
