@@ -59,17 +59,17 @@ class Corpus:
 class TinyWorld:
     """How the offline world is made: corpus size, tokenizer, LM and its training."""
 
-    seed: int = 0
-    n_words: int = 4_000_000
-    vocab_size: int = 2048
-    n_layer: int = 4
-    d_model: int = 64
-    n_head: int = 4
-    d_mlp: int = 256
-    train_steps: int = 1500
-    batch_size: int = 16
-    lr: float = 3e-3
-    warmup_steps: int = 100
+    seed: int = 0                # one seed for the corpus, the LM's init and its data order
+    n_words: int = 4_000_000     # words of generated text (the grammar's unit)
+    vocab_size: int = 2048       # BPE tokens, <|endoftext|> included
+    n_layer: int = 4             # Transformer blocks of the LM
+    d_model: int = 64            # width of the residual stream
+    n_head: int = 4              # attention heads per block
+    d_mlp: int = 256             # hidden width of each MLP
+    train_steps: int = 1500      # AdamW steps of pretraining
+    batch_size: int = 16         # sequences per pretraining step
+    lr: float = 3e-3             # peak learning rate (linear warm-up, cosine decay to 1/10)
+    warmup_steps: int = 100      # steps of linear warm-up
 
 
 @dataclass(frozen=True)
