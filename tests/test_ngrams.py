@@ -116,3 +116,13 @@ def test_bad_input_is_named():
         count_ngrams([], 5, 0)
     with pytest.raises(ValueError, match="small vocabularies"):
         count_ngrams([torch.tensor([[1, 2]])], 10_000, 2, dense_max_entries=SPARSE).dense()
+
+
+def test_spare_rows_follow_the_table_in_one_buffer():
+    V = 6
+    corpus = torch.randint(0, V, (3, 10), generator=torch.Generator().manual_seed(1))
+    c = count_ngrams([corpus], V, 2, spare_rows=2)
+    assert c.buffer.shape == ((V + 1) * V + 2 * V,)
+    assert c.table.data_ptr() == c.buffer.data_ptr() and c.buffer[c.n_keys:].eq(0).all()
+    assert as_dict(c) == as_dict(count_ngrams([corpus], V, 2))
+    assert count_ngrams([corpus], V, 2, dense_max_entries=SPARSE, spare_rows=2).buffer is None

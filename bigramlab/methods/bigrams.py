@@ -84,9 +84,10 @@ class BigramModel(RowStore):
         buffer before folding them into the counts (memory knob).  The
         counting itself is ``ngrams.count_ngrams``.
         """
+        # one spare row: the backoff row (see RowStore), so the table is never copied
         return cls.from_counts(count_ngrams(
             batches, vocab_size, 2, device, progress, dense_max_entries=dense_max_entries,
-            flush_pairs=flush_pairs, desc="counting bigrams"))
+            flush_pairs=flush_pairs, spare_rows=1, desc="counting bigrams"))
 
     @classmethod
     def from_counts(cls, counts: NgramCounts) -> "BigramModel":
@@ -96,6 +97,8 @@ class BigramModel(RowStore):
         V = counts.vocab_size
         if counts.table is None:
             return cls(V, keys=counts.keys, counts=counts.counts)
+        if counts.buffer is not None and counts.buffer.numel() == (V + 2) * V:
+            return cls(V, table=counts.buffer.view(V + 2, V))  # counted with the spare row
         # one more row, for the backoff distribution (see RowStore)
         table = torch.zeros(V + 2, V, dtype=torch.int64, device=counts.table.device)
         table[: V + 1] = counts.table.view(V + 1, V)

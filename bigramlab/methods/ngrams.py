@@ -60,13 +60,16 @@ class NgramCounts:
     """Exact counts of the n-grams of a corpus, dense or sparse.
 
     ``table``: int64 counts of every key, shape (n_keys,), when dense; else
-    ``keys`` (sorted, unique int64) and their int64 ``counts``."""
+    ``keys`` (sorted, unique int64) and their int64 ``counts``. ``buffer``: when
+    counted with ``spare_rows``, the whole dense allocation (``table`` is its
+    first n_keys cells; the rest is zero)."""
 
     vocab_size: int
     n: int
     table: torch.Tensor | None = None
     keys: torch.Tensor | None = None
     counts: torch.Tensor | None = None
+    buffer: torch.Tensor | None = None
 
     @property
     def n_keys(self) -> int:
@@ -181,12 +184,14 @@ def ngram_keys(batch: torch.Tensor, n: int, vocab_size: int) -> torch.Tensor:
     """Flat keys of every n-gram of a (B, S) batch, one per token: (B * S,) int64,
     row by row. Contexts before a sequence's start are the placeholder ``V``."""
     V = vocab_size
-    padded = torch.cat([torch.full_like(batch[:, :1], V).expand(-1, n - 1), batch], dim=1)
-    S = batch.shape[1]
-    key = torch.zeros_like(batch)
-    for i in range(n - 1):  # the context, oldest token first
-        key = key * (V + 1) + padded[:, i:i + S]
-    return (key * V + batch).reshape(-1)
+    key = None
+    for j in range(n - 1, 0, -1):  # the context token j back, oldest first
+        ctx = torch.empty_like(batch)
+        ctx[:, :j] = V
+        ctx[:, j:] = batch[:, :-j]
+        key = ctx if key is None else key.mul_(V + 1).add_(ctx)
+    # in place on our own buffer: the counting loop's hot path
+    return (batch.clone() if key is None else key.mul_(V).add_(batch)).reshape(-1)
 
 
 def merge_counts(keys_a, counts_a, keys_b, counts_b):
@@ -212,7 +217,7 @@ def _checked(batch) -> torch.Tensor:
 def count_ngrams(batches: Iterable[torch.Tensor], vocab_size: int, n: int = 2,
                  device: torch.device | str | None = None, progress: bool = False, *,
                  dense_max_entries: int = DENSE_MAX_ENTRIES, flush_pairs: int = FLUSH_PAIRS,
-                 desc: str = "counting n-grams") -> NgramCounts:
+                 spare_rows: int = 0, desc: str = "counting n-grams") -> NgramCounts:
     """Count the n-grams of an iterable of token-id batches, exactly.
 
     ``batches`` yields integer tensors of shape (batch, seq) (a 1-D tensor is
@@ -221,7 +226,9 @@ def count_ngrams(batches: Iterable[torch.Tensor], vocab_size: int, n: int = 2,
     where counting happens and the counts live (default: the first batch's;
     the CPU when there is none). ``dense_max_entries``: count densely when
     the key space is at most this. ``flush_pairs``: keys buffered before they
-    are folded into the counts (a memory knob)."""
+    are folded into the counts (a memory knob). ``spare_rows``: dense only, rows
+    of V zero cells allocated after the table (``NgramCounts.buffer``), so that a
+    caller can keep rows of its own there without copying the table."""
     V = int(vocab_size)
     if V < 1 or n < 1:
         raise ValueError(f"need vocab_size >= 1 and n >= 1, got {vocab_size} and {n}")
@@ -230,16 +237,16 @@ def count_ngrams(batches: Iterable[torch.Tensor], vocab_size: int, n: int = 2,
     # Keys below 2**32 are buffered and sorted as int32, shifted by -2**31 (the shift
     # keeps their order): half the memory traffic of int64, ~1.5-2x faster.
     compact = not dense and size <= 2**32
-    table = keys = counts = None
-    buffer: list[torch.Tensor] = []
+    table = buffer = keys = counts = None
+    pending: list[torch.Tensor] = []
     buffered = 0
 
     def flush():
-        nonlocal keys, counts, buffer, buffered
-        if not buffer:
+        nonlocal keys, counts, pending, buffered
+        if not pending:
             return
-        new = torch.cat(buffer)
-        buffer, buffered = [], 0
+        new = torch.cat(pending)
+        pending, buffered = [], 0
         if dense:
             # One bincount per flush instead of one per batch: bincount
             # allocates its whole output every call.
@@ -259,7 +266,8 @@ def count_ngrams(batches: Iterable[torch.Tensor], vocab_size: int, n: int = 2,
         if device is None:
             device = batch.device
         if table is None and dense:
-            table = torch.zeros(size, dtype=torch.int64, device=device)
+            buffer = torch.zeros(size + spare_rows * V, dtype=torch.int64, device=device)
+            table = buffer[:size]
         if batch.numel() == 0:
             continue
         batch = batch.to(device=device, dtype=torch.int64)
@@ -267,7 +275,7 @@ def count_ngrams(batches: Iterable[torch.Tensor], vocab_size: int, n: int = 2,
         if lo < 0 or hi >= V:
             raise ValueError(f"token ids must be in [0, {V}), got values in [{lo}, {hi}]")
         new = ngram_keys(batch, n, V)
-        buffer.append((new - 2**31).int() if compact else new)
+        pending.append((new - 2**31).int() if compact else new)
         buffered += batch.numel()
         if buffered >= flush_pairs:
             flush()
@@ -276,8 +284,9 @@ def count_ngrams(batches: Iterable[torch.Tensor], vocab_size: int, n: int = 2,
     device = torch.device("cpu") if device is None else torch.device(device)
     if dense:
         if table is None:
-            table = torch.zeros(size, dtype=torch.int64, device=device)
-        return NgramCounts(V, n, table=table)
+            buffer = torch.zeros(size + spare_rows * V, dtype=torch.int64, device=device)
+            table = buffer[:size]
+        return NgramCounts(V, n, table=table, buffer=buffer if spare_rows else None)
     if keys is None:
         keys = torch.zeros(0, dtype=torch.int64, device=device)
         counts = torch.zeros(0, dtype=torch.int64, device=device)
