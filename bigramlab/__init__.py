@@ -66,6 +66,8 @@ def load_corpus(profile: Profile | str | None = None, split: str = "train"):
     return _loading.load_corpus(get_profile(profile), split)
 
 
-def build_world(profile: Profile | str | None = None, progress: bool = True):
-    """Build (or find in the cache) a tiny profile's world; each stage's folder by name."""
-    return _build_world(get_profile(profile), progress)
+def build_world(profile: Profile | str | None = None, progress: bool = True, *,
+                stage: str | None = None):
+    """Build (or find in the cache) a tiny profile's world; each stage's folder by name
+    (or, with ``stage``, that stage's folder only)."""
+    return _build_world(get_profile(profile), progress, stage=stage)

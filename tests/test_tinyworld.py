@@ -170,8 +170,8 @@ def test_numeric_environment_is_in_the_lm_key():
 
     import torch
 
-    from bigramlab.devices import numerics
-    from bigramlab.tinyworld import _lm_key
+    from bigramlab.plumbing.devices import numerics
+    from bigramlab.worlds.tiny.build import _lm_key
 
     threads = torch.get_num_threads()
     before = _lm_key(SMALL)
@@ -181,9 +181,16 @@ def test_numeric_environment_is_in_the_lm_key():
     finally:
         torch.set_num_threads(threads)
     assert _lm_key(SMALL) == before
-    out = subprocess.run([sys.executable, "-c", "from bigramlab.devices import numerics; "
+    out = subprocess.run([sys.executable, "-c", "from bigramlab.plumbing.devices import numerics; "
                           "print(numerics()['kernels'], numerics()['mkl_cbwr'])"],
                          env=dict(os.environ, ATEN_CPU_CAPABILITY="default",
                                   MKL_CBWR="COMPATIBLE"),
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == ["DEFAULT", "COMPATIBLE"]
+
+
+def test_a_stage_by_name_is_the_same_folder(small_world):
+    for stage, folder in small_world.items():
+        assert build_world(SMALL, progress=False, stage=stage) == folder
+    with pytest.raises(ValueError, match="stages: corpus, tokenizer, tokens, lm"):
+        build_world(SMALL, stage="weights")

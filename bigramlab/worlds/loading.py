@@ -3,8 +3,8 @@
 Real profiles load a hub id through ``from_pretrained`` (``revision="stepN"``
 for Pythia's checkpoints) and stream their corpus (``hub``); the tiny
 profiles load the folders of the tiny world, which they ask for by name from
-its one build call (``tiny.build.build_world``: built once, then found in the
-cache). Same functions, same ``from_pretrained`` calls, in both worlds.
+its one build call (``tiny.build.build_world(profile, stage="lm")``: built
+once, then found in the cache). Same functions, same ``from_pretrained`` calls, in both worlds.
 
 These take a ``Profile``; ``bigramlab.load_model`` and its siblings are the
 entry points that accept a profile's name. Defined in Chapter 0.
@@ -56,7 +56,7 @@ def load_tokenizer(profile: Profile):
     """The profile's tokenizer (a ``transformers`` fast tokenizer)."""
     profile = require_profile(profile)
     if profile.is_tiny:
-        return AutoTokenizer.from_pretrained(build_world(profile)["tokenizer"])
+        return AutoTokenizer.from_pretrained(build_world(profile, stage="tokenizer"))
     return hub.hub_tokenizer(profile)
 
 
@@ -68,7 +68,7 @@ def load_model(profile: Profile, checkpoint: str | None = None,
     checkpoint = check_checkpoint(profile, checkpoint)
     with _quiet_loading():
         if profile.is_tiny:
-            folder = build_world(profile)["lm"] / "checkpoints" / checkpoint
+            folder = build_world(profile, stage="lm") / "checkpoints" / checkpoint
             model = AutoModelForCausalLM.from_pretrained(str(folder))
         else:
             kwargs = {"revision": checkpoint} if checkpoint != "main" else {}
@@ -83,5 +83,5 @@ def load_corpus(profile: Profile, split: str = "train") -> torch.Tensor:
     profile = require_profile(profile)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {SPLITS}")
-    folder = build_world(profile)["tokens"] if profile.is_tiny else hub.build_corpus(profile)
+    folder = build_world(profile, stage="tokens") if profile.is_tiny else hub.build_corpus(profile)
     return read_split(folder, split)

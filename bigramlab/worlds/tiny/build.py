@@ -161,12 +161,23 @@ def build_lm(profile: Profile, progress: bool = True) -> Path:
     return cached("tinylm", _lm_key(p), build, resumable=True)
 
 
-def build_world(profile: Profile, progress: bool = True) -> dict[str, Path]:
+def build_world(profile: Profile, progress: bool = True, *,
+                stage: str | None = None) -> dict[str, Path] | Path:
     """Build (or find in the cache) every stage of a tiny profile's world; returns
-    each stage's folder by name: ``corpus``, ``tokenizer``, ``tokens``, ``lm``."""
+    each stage's folder by name: ``corpus``, ``tokenizer``, ``tokens``, ``lm``.
+
+    With ``stage`` (one of those names), only that stage's folder, built with the
+    stages it is made from when they are missing: what the loaders ask for (a
+    folder found in the cache is verified, the stages before it are not read)."""
     p = _tiny(profile)
-    return {"corpus": build_corpus(p), "tokenizer": build_tokenizer(p),
-            "tokens": build_tokens(p), "lm": build_lm(p, progress=progress)}
+    stages = {"corpus": build_corpus, "tokenizer": build_tokenizer, "tokens": build_tokens,
+              "lm": lambda q: build_lm(q, progress=progress)}
+    if stage is not None:
+        if stage not in stages:
+            raise ValueError(f"unknown stage {stage!r}; the tiny world's stages: "
+                             f"{', '.join(stages)}")
+        return stages[stage](p)
+    return {name: build(p) for name, build in stages.items()}
 
 
 def training_log(profile: Profile) -> list[float]:
