@@ -106,8 +106,10 @@ def test_imports_follow_the_layers(module):
 
 def test_methods_take_no_profile_and_touch_no_cache_or_network():
     """The algorithms see tensors and models only: from plumbing they use progress
-    bars and the atomic write, never profiles, the cache or the device/network probe."""
-    allowed = {"bigramlab.plumbing", "bigramlab.plumbing.progress", "bigramlab.plumbing.files"}
+    bars, the atomic write and the checks of bad input, never profiles, the cache or the
+    device/network probe."""
+    allowed = {"bigramlab.plumbing", "bigramlab.plumbing.progress", "bigramlab.plumbing.files",
+               "bigramlab.plumbing.inputs"}
     for module in MODULES:
         if module.startswith("bigramlab.methods"):
             used = {t for t in GRAPH[module] if layer(t) == 0}

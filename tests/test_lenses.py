@@ -12,10 +12,10 @@ from scipy import stats as sps
 
 from bigramlab.methods.lenses import lens_correlation, lens_readings, recall_at_k, token_ranks
 from bigramlab.methods.rotation import LinearMaps, residual_stats
-from bigramlab.models import make_model
-from bigramlab.profiles import TinyWorld
-from bigramlab.residual import final_layer_norm, hidden_states, lens_surprisal, unembedding
-from bigramlab.subnetwork import Subnetwork
+from bigramlab.worlds.models import make_model
+from bigramlab.plumbing.profiles import TinyWorld
+from bigramlab.methods.residual import final_layer_norm, hidden_states, lens_surprisal, unembedding
+from bigramlab.methods.subnetwork import Subnetwork
 
 VOCAB, SEQ, D = 40, 10, 16
 

@@ -144,7 +144,7 @@ def test_malformed_markers_are_refused_with_the_fix(line, says):
 # ------------------------------------------------------------------ end to end
 FIXTURE = """\
 import torch
-from bigramlab.sparsify import SparsifyConfig, planted_toy, sparsify
+from bigramlab.methods.sparsify import SparsifyConfig, planted_toy, sparsify
 
 LAM = {lam}
 toy, x, planted, target = planted_toy()

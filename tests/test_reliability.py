@@ -21,15 +21,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bigramlab import cache, pretrain
-from bigramlab.bigrams import BigramModel, lm_bigram_cross_entropy, surprisal_correlation
+from bigramlab.methods.bigrams import BigramModel
+from bigramlab.methods.metrics import lm_bigram_cross_entropy, surprisal_correlation
 from bigramlab.experiments import evaluate_subnetwork, mask_config, train_subnetwork
-from bigramlab.inputs import DamagedFileError, check_int, check_real, check_token_ids
-from bigramlab.models import make_model
-from bigramlab.profiles import PROFILES, TinyWorld, get_profile, tiny_checkpoints
-from bigramlab.sparsify import RESULT_FILE, STATE_FILE, SparsifyConfig, sparsify
-from bigramlab.subnetwork import Subnetwork
-from bigramlab.surprisal import lm_surprisal
-from bigramlab.tinyworld import build_lm, build_world, evaluate_world
+from bigramlab.plumbing.inputs import DamagedFileError, check_int, check_real, check_token_ids
+from bigramlab.worlds.models import make_model
+from bigramlab.plumbing.profiles import PROFILES, TinyWorld, get_profile, tiny_checkpoints
+from bigramlab.methods.sparsify import RESULT_FILE, STATE_FILE, SparsifyConfig, sparsify
+from bigramlab.methods.subnetwork import Subnetwork
+from bigramlab.methods.metrics import lm_surprisal
+from bigramlab.experiments import evaluate_world
+from bigramlab.worlds.tiny.build import build_lm, build_world
 
 V = 50
 STEPS = 12
@@ -249,7 +251,7 @@ def test_evaluate_subnetwork_with_a_dict(empty_cache):
 
 
 def test_evaluate_subnetwork_with_a_training_result(empty_cache):
-    from bigramlab.sparsify import SparsifyResult
+    from bigramlab.methods.sparsify import SparsifyResult
 
     result = SparsifyResult(*([None] * 12), config=SparsifyConfig())
     with pytest.raises(TypeError) as e:

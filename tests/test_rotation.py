@@ -18,9 +18,9 @@ from hypothesis import given, settings, strategies as st
 from bigramlab.methods import rotation
 from bigramlab.methods.rotation import (TARGETS, LinearMaps, ResidualStats, eigen_angles,
                                         median_rotation, residual_stats, rotations)
-from bigramlab.models import make_model
-from bigramlab.profiles import TinyWorld
-from bigramlab.residual import hidden_states
+from bigramlab.worlds.models import make_model
+from bigramlab.plumbing.profiles import TinyWorld
+from bigramlab.methods.residual import hidden_states
 
 
 def lstsq_ridge(x, y, alpha=1.0):

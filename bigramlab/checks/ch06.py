@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import torch
 
+from ..methods.lenses import recall_at_k, token_ranks
+from ..methods.rotation import ResidualStats, eigen_angles, median_rotation
 from ._core import Wrong, as_float as _float, as_tensor as _tensor, call, run
 
 
@@ -42,7 +44,6 @@ def _rotation_cases() -> list[tuple[str, torch.Tensor]]:
 
 def check_median_rotation(fn: Callable) -> bool:
     """Exercise 6.1: ``fn(A)`` -> the median over all eigenvalues of |arg(lambda)|, degrees."""
-    from ..methods.rotation import eigen_angles, median_rotation
 
     def body():
         for what, a in _rotation_cases():
@@ -76,7 +77,6 @@ def check_median_rotation(fn: Callable) -> bool:
 
 def _ridge_answer(x: torch.Tensor, y: torch.Tensor, alpha: float):
     """(A, b) from bigramlab's streamed fit: states (x, y) with y as the 'input' target."""
-    from ..methods.rotation import ResidualStats
 
     stats = ResidualStats(2, x.shape[1])
     stats.update(torch.stack([x, y]), y)
@@ -132,7 +132,6 @@ def check_ridge_fit(fn: Callable) -> bool:
 def check_recall_at_k(fn: Callable) -> bool:
     """Exercise 6.3: ``fn(logits, labels, k)`` -> share of rows whose label ranks among
     the top k (rank = number of tokens with a strictly larger logit)."""
-    from ..methods.lenses import recall_at_k, token_ranks
 
     def body():
         g = torch.Generator().manual_seed(63)

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import torch
 
+from ..methods.covariance import frobenius_cosine, remove_top_components
+from ..methods.rotation import ResidualStats
 from ._core import Wrong, as_float as _float, as_tensor as _tensor, call, run
 
 
@@ -29,7 +31,6 @@ def _covs(seed: int, n: int = 3, d: int = 5) -> torch.Tensor:
 
 def check_frobenius_cosine(fn: Callable) -> bool:
     """Exercise 7.1: ``fn(A, B)`` -> <A, B>_F / (|A|_F |B|_F)."""
-    from ..methods.covariance import frobenius_cosine
 
     def body():
         c = _covs(71, n=4)
@@ -61,7 +62,6 @@ def check_frobenius_cosine(fn: Callable) -> bool:
 
 def check_remove_top(fn: Callable) -> bool:
     """Exercise 7.2: ``fn(cov, k)`` -> cov with its k largest eigenvalues set to zero."""
-    from ..methods.covariance import remove_top_components
 
     def body():
         c = _covs(72)
@@ -94,7 +94,6 @@ def check_remove_top(fn: Callable) -> bool:
 def check_covariance_from_sums(fn: Callable) -> bool:
     """Exercise 7.3: ``fn(n, total, gram)`` -> the sample covariance (divided by n - 1)
     from n, total = sum of x (d,) and gram = sum of x x^T (d, d)."""
-    from ..methods.rotation import ResidualStats
 
     def body():
         g = torch.Generator().manual_seed(73)

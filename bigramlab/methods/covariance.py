@@ -1,13 +1,15 @@
 """How alike the residual stream's covariance is from layer to layer (Chapter 7).
 
-Following the tuned lens {Belrose et al. 2023} as the paper does (METHOD.md
-section 4): take each state's covariance (of the mean-centred states, e.g.
+Following the tuned lens {Belrose et al. 2023} as the paper does (Chang &
+Bergen 2025, section 5): take each state's covariance (of the mean-centred states, e.g.
 ``ResidualStats.covariance()``), remove its top principal components (set the
 largest ``k`` eigenvalues to zero; the paper removes one, Belrose et al. two
 for Pythia 12B), and compare layers i and j of ONE network by the Frobenius
 cosine ``<C_i, C_j>_F / (|C_i|_F |C_j|_F)``: an (L+1) x (L+1) matrix of
 numbers in [-1, 1] (in [0, 1] for covariances, whose Frobenius products are
 never negative). It is not CKA, and it never compares two networks.
+
+Defined in Chapter 7.
 """
 
 from __future__ import annotations

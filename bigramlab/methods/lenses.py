@@ -1,7 +1,7 @@
 """Lenses: reading a prediction, or the current token, off any state (Chapters 2 and 6).
 
-Three lenses on the state ``h_l`` of a (possibly masked) network, as METHOD.md
-section 4 describes them:
+Three lenses on the state ``h_l`` of a (possibly masked) network, as the paper's
+section 5 describes them:
 
 - **logit lens** {nostalgebraist 2020} (Chapter 2, ``residual.logit_lens``):
   ``unembed(ln_f(h_l))``, no fitted map;
@@ -15,6 +15,8 @@ section 4 describes them:
   (``maps()["input"]``), no layer norm, logits = dot products with the INPUT
   embedding matrix; the label is the current token itself, scored by
   recall@k = share of positions whose token ranks among the top k.
+
+Defined in Chapter 6.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import math
 
 import torch
 
-from ..residual import hidden_states, logit_lens
+from .metrics import surprisal_correlation
+from .residual import hidden_states, logit_lens
 from .rotation import LinearMaps
 
 __all__ = ["logit_lens", "lens_readings", "lens_correlation", "token_ranks", "recall_at_k"]
@@ -94,7 +97,6 @@ def lens_correlation(lens_bits: torch.Tensor, reference_bits: torch.Tensor) -> t
     """Pearson r per state between a lens's surprisals (L + 1, ...) and reference
     surprisals (...) at the same positions (the network's own, or the bigram
     model's), +inf clipped to the largest finite value of each array: (L + 1,) float64."""
-    from ..bigrams import surprisal_correlation
 
     if lens_bits.shape[1:] != reference_bits.shape:
         raise ValueError(f"lens surprisals {tuple(lens_bits.shape)} and reference "

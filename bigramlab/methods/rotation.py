@@ -1,6 +1,6 @@
 """Linear maps across the residual stream, and how far each one rotates (Chapter 6).
 
-The paper's section 5 (METHOD.md section 4) fits, for every state
+The paper's section 5 (Chang & Bergen 2025) fits, for every state
 ``h_l`` (l = 0..L, ``h_L`` before the final layer norm) of a possibly masked
 model, a ridge regression (alpha 1, with intercept) ``y = A h_l + b`` to three
 targets at the same position:
@@ -20,6 +20,8 @@ number of positions. The same statistics give each layer's covariance
 The rotation of a map is the median of ``|arg(eigenvalue)|`` of ``A`` over all
 its eigenvalues, in degrees: a positive real eigenvalue counts 0, a negative
 one 180, each complex-conjugate pair twice (:func:`median_rotation`).
+
+Defined in Chapter 6.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..progress import progress_bar
-from ..residual import hidden_states
+from ..plumbing.progress import progress_bar
+from .residual import hidden_states
 
 TARGETS = ("input", "output", "penultimate")
 _BLOCK = 192  # columns per block of a Gram matrix (0.6 of a full product at width 768)

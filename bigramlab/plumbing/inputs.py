@@ -9,8 +9,8 @@ short description, never the repr of a model) and what to pass instead. The
 README's "Reliability" section lists the bad inputs tried and their errors.
 
 A leaf module: it imports nothing from bigramlab (transformers only lazily,
-to tell a causal LM from a masked one). Not taught in a chapter; every
-chapter relies on it.
+to tell a causal LM from a masked one). Every chapter relies on it, though
+no chapter teaches it.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def check_token_ids(ids, vocab_size: int | None, *, ndim: tuple = (2,),
 @functools.lru_cache(maxsize=1)
 def _lm_class_names() -> tuple[frozenset, frozenset]:
     """(causal-LM class names, masked-LM class names) that transformers knows."""
-    from transformers.models.auto import modeling_auto as auto
+    from transformers.models.auto import modeling_auto as auto  # heavy: only this check needs it
 
     def names(mapping):
         out = set()
