@@ -20,7 +20,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bigramlab import cache, pretrain
+from bigramlab.plumbing import cache
+from bigramlab.worlds.tiny import pretrain
 from bigramlab.methods.bigrams import BigramModel
 from bigramlab.methods.metrics import lm_bigram_cross_entropy, surprisal_correlation
 from bigramlab.experiments import evaluate_subnetwork, mask_config, train_subnetwork
@@ -142,13 +143,13 @@ def test_edge_settings_are_accepted():
                        betas=(0.0, 0.0), seed=0, max_steps=1, batch_size=1)
     assert c.replace(lam=1.0).temp_growth == 1.0
     for name in PROFILES:  # every profile's own settings pass
-        assert mask_config(name).max_steps == get_profile(name).max_steps
+        assert mask_config(get_profile(name)).max_steps == get_profile(name).max_steps
 
 
 def test_checked_settings_keep_their_values():
     """Checking never converts: the config's fields are part of the mask cache key."""
-    c = mask_config("tiny", 3, max_steps=600)
-    assert c.lam == 3.0 and isinstance(c.lam, float)  # from_profile's float(), as before
+    c = mask_config(get_profile("tiny"), 3, max_steps=600)
+    assert c.lam == 3.0 and isinstance(c.lam, float)  # mask_config's float(), as before
     assert SparsifyConfig(lam=10).lam == 10 and isinstance(SparsifyConfig(lam=10).lam, int)
 
 

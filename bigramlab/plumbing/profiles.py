@@ -221,9 +221,13 @@ def require_profile(profile) -> Profile:
     Functions below the package's entry points call this instead of resolving
     names again: a name (or None, "look at the environment") is turned into a
     Profile once, by ``get_profile``."""
-    if not isinstance(profile, Profile):
+    if isinstance(profile, str) or profile is None:
         raise TypeError(f"expected a Profile, got {profile!r}: resolve a name once with "
                         f"bigramlab.get_profile({profile!r}) and pass the Profile it returns")
+    if not isinstance(profile, Profile):  # e.g. a model passed for its profile
+        raise TypeError(f"expected a Profile, got {describe(profile)}: pass the profile "
+                        "(bigramlab.get_profile(name)) instead; functions that take one load "
+                        "its model and data themselves")
     return profile
 
 
