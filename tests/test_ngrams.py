@@ -1,6 +1,6 @@
 """The n-gram counting engine (bigramlab.methods.ngrams) against a naive Counter of
 tuples, for n = 1, 2, 3, dense and sparse, streamed and whole; marginal (n - 1)-gram counts;
-its file round trip.
+its file round trip."""
 
 from collections import Counter
 
