@@ -281,6 +281,28 @@ def test_cross_entropy_value_and_grad(share, pad, chunk, monkeypatch):
     torch.testing.assert_close(ours.grad, ref_in.grad.float(), rtol=1e-4, atol=1e-6)
 
 
+@settings(max_examples=30, deadline=None)
+@given(seqs=sequences, V=st.integers(1, 6), k=st.integers(1, 3), pad=st.integers(0, 2),
+       seed=st.integers(0, 10**6), data=st.data())
+def test_hypothesis_cross_entropy_is_the_dense_naive_one(seqs, V, k, pad, seed, data):
+    seqs = [[t % V for t in s] for s in seqs]
+    model = TrigramModel.from_corpus([torch.tensor(s, dtype=torch.long).view(1, -1)
+                                      for s in seqs], V, min_count=k)
+    naive = NaiveTrigrams(seqs, V, k)
+    B, S = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 6))
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, V, (B, S), generator=g)
+    logits = torch.randn(B, S, V + pad, generator=g, dtype=torch.float64)
+    ours = logits.float().requires_grad_()
+    loss = model.cross_entropy(ours, ids, chunk_elements=data.draw(st.sampled_from([1, 7, 2**20])))
+    loss.backward()
+    ref_in = logits.clone().requires_grad_()
+    ref = dense_reference_ce(naive, ref_in, ids)
+    ref.backward()
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-5, abs=1e-6)
+    torch.testing.assert_close(ours.grad, ref_in.grad.float(), rtol=1e-4, atol=1e-6)
+
+
 def test_cross_entropy_low_precision():
     V, seqs = 12, corpus(6)
     model = TrigramModel.from_corpus([seqs], V)

@@ -37,7 +37,8 @@ engine (``ngrams``) and row store (``rowstore``), not a copy of them.
 
 Storage is always sparse: there are (V + 1)^2 contexts (2.5 billion at
 V = 50,277). The kept trigram rows (one per seen context, in sorted context
-order) and the V + 2 bigram rows (contexts 0..V and the backoff row) are one
+order) and the V + 2 bigram rows (contexts 0..V and the backoff row, copied
+from the bigram model: 28 bytes more per distinct pair) are one
 ``RowStore.of_rows``, and a context is found by a binary search in the sorted
 seen contexts; so every query is "look up a row", and the cross-entropy is the
 bigram model's chunked sparse one (``sparse_ce``). Everything is a torch
