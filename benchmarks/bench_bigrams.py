@@ -2,6 +2,7 @@
 
     python benchmarks/bench_bigrams.py            # full run (several minutes)
     python benchmarks/bench_bigrams.py --quick    # smoke run (well under a minute)
+    python benchmarks/bench_bigrams.py --counting-only   # part 1 only
 
 Measures, side by side in one process (on CPU, and on CUDA when available):
 
@@ -15,6 +16,11 @@ Measures, side by side in one process (on CPU, and on CUDA when available):
    - collections.Counter(zip(a, a[1:])) over the whole token stream (it
      ignores sequence boundaries and the start context; a lower bound).
    Baselines get Python lists of ints prepared outside the timer.
+   Trigrams (Chapter 9): TrigramModel.from_corpus with pruning at 2 (it
+   counts trigrams, derives the bigrams from them, prunes, builds its rows),
+   versus the paper's loop making the same two tables (n = 3, pruned at 2 by
+   its prune_ngrams, and n = 2), timed on the slice and scaled the same way;
+   the kept trigram and the bigram counts are checked equal to the loop's.
 2. Bigram cross-entropy, forward + backward, on a 32 x 128 batch of float32
    logits, with the model counted in part 1, versus hard-label
    F.cross_entropy on the same logits, and versus the reference's way
@@ -51,6 +57,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 ".."))
 from bigramlab.methods.bigrams import BigramModel  # noqa: E402
+from bigramlab.methods.trigrams import TrigramModel  # noqa: E402
 
 SEQ = 128
 BATCH_SEQS = 512
@@ -67,9 +74,8 @@ def zipf_tokens(n_tokens: int, V: int, seed: int) -> torch.Tensor:
 
 
 # ------------------------------------------------------- counting baselines
-def paper_counting_loop(sequences: list[list[int]], V: int):
-    """ngram_utils.compute_ngram_counts for n = 2, minus file reading."""
-    ngram_n = 2
+def paper_counting_loop(sequences: list[list[int]], V: int, ngram_n: int = 2):
+    """ngram_utils.compute_ngram_counts for n = ngram_n, minus file reading."""
     ngrams = defaultdict(lambda: Counter())
     for sequence in sequences:
         curr = np.ones(ngram_n, dtype=int) * V
@@ -77,6 +83,17 @@ def paper_counting_loop(sequences: list[list[int]], V: int):
             curr = np.roll(curr, -1)
             curr[-1] = token_id
             ngrams[tuple(curr[:-1])][curr[-1]] += 1
+    return ngrams
+
+
+def paper_prune(ngrams, min_count=2):
+    """ngram_utils' prune_ngrams: drop counts below min_count, then emptied contexts."""
+    for context in list(ngrams):
+        counts = ngrams[context]
+        for target in [t for t, c in counts.items() if c < min_count]:
+            counts.pop(target)
+        if not counts:
+            ngrams.pop(context)
     return ngrams
 
 
@@ -169,6 +186,45 @@ def bench_counting(V, corpus, args, devices, rows):
                  f"{t_zip / ref:.1f}x", "" if tiny else ">= 5x",
                  "" if tiny else _ok(t_zip / ref >= 5)])
     return model
+
+
+def bench_trigram_counting(V, corpus, args, devices, rows):
+    n = corpus.numel()
+    batches = list(corpus.split(BATCH_SEQS))
+    results = {}
+    for dev in devices:
+        def ours():
+            return TrigramModel.from_corpus(batches, V, device=dev, min_count=2)
+        timed(ours, dev)  # warm-up
+        results[dev.type] = statistics.median(timed(ours, dev)[0] for _ in range(args.reps))
+    n_slice_seq = max(1, args.ref_tokens // SEQ)
+    slice_seqs = corpus[:n_slice_seq].tolist()
+    slice_tokens = n_slice_seq * SEQ
+
+    def paper():
+        return (paper_prune(paper_counting_loop(slice_seqs, V, 3), 2),
+                paper_counting_loop(slice_seqs, V, 2))
+    t_paper, (tri, bi) = timed(paper)
+    # Correctness on the slice: kept trigrams and bigrams == the paper loop's.
+    small = TrigramModel.from_corpus([corpus[:n_slice_seq]], V, min_count=2)
+    keys, counts = small.ngram_counts.sparse()
+    got = {(k // V // (V + 1), k // V % (V + 1), k % V): c
+           for k, c in zip(keys.tolist(), counts.tolist())}
+    want = {(int(ctx[0]), int(ctx[1]), int(b)): c for ctx, row in tri.items()
+            for b, c in row.items()}
+    assert got == want, "kept trigram counts differ from the paper loop"
+    assert model_pair_counts(small.bigram) == {(int(a[0]), int(b)): c for a, row in bi.items()
+                                               for b, c in row.items()}, "bigram counts differ"
+    scale = n / slice_tokens
+    for dev in devices:
+        t = results[dev.type]
+        rows.append([f"{V:,}", f"bigramlab TrigramModel.from_corpus, k = 2 ({dev.type})",
+                     f"{t:.3f}", f"{n / t / 1e6:.1f}", "1.0", "", ""])
+    ref = results.get("cpu", results[devices[0].type])
+    rows.append([f"{V:,}", "paper loop, n = 3 (pruned at 2) and n = 2 tables, timed on "
+                 f"{slice_tokens:,} tokens, x{scale:.1f}", f"{t_paper * scale:.1f}",
+                 f"{n / (t_paper * scale) / 1e6:.3f}", f"{t_paper * scale / ref:.0f}x",
+                 "(no target)", ""])
 
 
 def _ok(flag):
@@ -338,6 +394,10 @@ def main():
                    help="cpu, cuda or auto (cpu, plus cuda if available)")
     p.add_argument("--tokens", type=int, default=None)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--ref-tokens", type=int, default=None,
+                   help="tokens the paper's loops are timed on (then scaled)")
+    p.add_argument("--counting-only", action="store_true",
+                   help="part 1 only (bigram and trigram counting)")
     p.add_argument("--_memory-child", dest="memory_child", action="store_true",
                    help=argparse.SUPPRESS)
     p.add_argument("--method", help=argparse.SUPPRESS)
@@ -351,7 +411,7 @@ def main():
         return memory_child(args)
 
     args.tokens = args.tokens or (200_000 if args.quick else 5_000_000)
-    args.ref_tokens = 20_000 if args.quick else 500_000
+    args.ref_tokens = args.ref_tokens or (20_000 if args.quick else 500_000)
     args.reps = 1 if args.quick else 3
     args.batch = args.batch or (4 if args.quick else 32)
     devices = []
@@ -385,6 +445,9 @@ def main():
     for V in (50_277, 2_048):
         corpus = zipf_tokens(args.tokens, V, seed=V)
         model = bench_counting(V, corpus, args, devices, count_rows)
+        bench_trigram_counting(V, corpus, args, devices, count_rows)
+        if args.counting_only:
+            continue
         path = os.path.join(tmp, f"bigrams_{V}.safetensors")
         model.save(path)
         for dev in devices:
@@ -424,6 +487,8 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for r in count_rows:
         print("| " + " | ".join(r) + " |")
+    if args.counting_only:
+        return
     print(f"\n## Bigram cross-entropy forward + backward, batch {args.batch} x "
           f"{SEQ}, float32 logits\n")
     print("| V | device | method | seconds | time ratio | target "

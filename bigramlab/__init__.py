@@ -9,7 +9,8 @@ layers above it in this list (``tests/test_layers.py`` checks it):
   ``files`` (the one atomic write).
 - ``methods``: the paper's algorithms, tensors and Hugging Face models in,
   tensors out; no Profile, no cache, no network. ``ngrams`` (counting),
-  ``rowstore`` / ``bigrams`` / ``sparse_ce`` (the bigram model), ``metrics``
+  ``rowstore`` / ``bigrams`` / ``sparse_ce`` (the bigram model), ``trigrams``
+  (the trigram model with back-off, on the same engine), ``metrics``
   (surprisal, cross-entropy, correlation), ``architectures`` (where each
   architecture keeps its parts), ``anatomy`` (maskable weights, head layout),
   ``residual`` (the residual stream), ``batching``, ``masks`` (the one way
@@ -20,8 +21,9 @@ layers above it in this list (``tests/test_layers.py`` checks it):
   (the offline world: ``lexicon``, ``grammar``, ``pretrain``, ``build``), with
   ``tokens`` and ``models`` shared by both.
 - ``experiments``: per-profile, cached orchestration the chapters run:
-  ``bigram`` (a profile's bigram model), ``subnetworks`` (train, evaluate,
-  reference), ``world_report`` (Chapter 0's tables).
+  ``bigram`` / ``trigram`` (a profile's bigram / trigram model),
+  ``subnetworks`` (train, evaluate, reference), ``world_report`` (Chapter 0's
+  tables).
 - on top: ``display`` (tables and plots), ``checks`` (exercise checks, one
   module per chapter), ``cli`` (``bigramlab info`` / ``bigramlab build``).
 

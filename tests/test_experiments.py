@@ -93,7 +93,7 @@ def test_endpoints_and_bad_target(tiny):
     assert train_subnetwork(p, -math.inf).kept_count == n
     assert train_subnetwork(p, math.inf).kept_count == 0
     with pytest.raises(ValueError, match="unknown target"):
-        train_subnetwork(p, 1.0, target="trigram")
+        train_subnetwork(p, 1.0, target="unigram")
 
 
 def test_config_follows_profile():

@@ -1,5 +1,6 @@
 """The n-gram counting engine (bigramlab.methods.ngrams) against a naive Counter of
-tuples, for n = 1, 2, 3, dense and sparse, streamed and whole; its file round trip."""
+tuples, for n = 1, 2, 3, dense and sparse, streamed and whole; marginal (n - 1)-gram counts;
+its file round trip."""
 
 from collections import Counter
 
@@ -8,7 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bigramlab.methods.ngrams import NgramCounts, count_ngrams, merge_counts, ngram_keys
+from bigramlab.methods.ngrams import (NgramCounts, count_ngrams, marginal_counts, merge_counts,
+                                      ngram_keys)
 
 DENSE, SPARSE = 10**12, 0  # dense_max_entries that force either storage
 
@@ -126,3 +128,38 @@ def test_spare_rows_follow_the_table_in_one_buffer():
     assert c.table.data_ptr() == c.buffer.data_ptr() and c.buffer[c.n_keys:].eq(0).all()
     assert as_dict(c) == as_dict(count_ngrams([corpus], V, 2))
     assert count_ngrams([corpus], V, 2, dense_max_entries=SPARSE, spare_rows=2).buffer is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(V=st.integers(1, 9), n=st.integers(2, 3), rows=st.integers(0, 5), seq=st.integers(0, 7),
+       seed=st.integers(0, 10**6), dense_in=st.booleans(), dense_out=st.booleans(),
+       spare=st.integers(0, 2))
+def test_marginal_counts_equal_counting_again(V, n, rows, seq, seed, dense_in, dense_out, spare):
+    """Summing n-gram counts over their oldest context token gives the (n-1)-gram counts,
+    storage and spare rows included, exactly as count_ngrams(..., n - 1) would."""
+    corpus = torch.randint(0, V, (rows, seq), generator=torch.Generator().manual_seed(seed))
+    counts = count_ngrams([corpus], V, n, dense_max_entries=DENSE if dense_in else SPARSE)
+    got = marginal_counts(counts, dense_max_entries=DENSE if dense_out else SPARSE,
+                          spare_rows=spare)
+    want = count_ngrams([corpus], V, n - 1, dense_max_entries=DENSE if dense_out else SPARSE,
+                        spare_rows=spare)
+    assert (got.n, got.storage) == (n - 1, want.storage)
+    assert as_dict(got) == as_dict(want)
+    if want.buffer is not None:
+        assert torch.equal(got.buffer, want.buffer)
+    if not dense_out:
+        assert torch.equal(got.keys, want.keys) and torch.equal(got.counts, want.counts)
+    keys, c = counts.sparse()
+    assert dict(zip(keys.tolist(), c.tolist())) == as_dict(counts)
+    with pytest.raises(ValueError, match="n >= 2"):
+        marginal_counts(count_ngrams([corpus], V, 1))
+
+
+def test_extra_metadata_round_trip(tmp_path):
+    c = count_ngrams([torch.tensor([[1, 2, 3]])], 5, 3, dense_max_entries=SPARSE)
+    path = tmp_path / "c.safetensors"
+    c.save(path, "test.Counts", "1", {"min_count": "2"})
+    back = NgramCounts.load(path, "test.Counts", "1", ValueError)
+    assert back.meta["min_count"] == "2" and back.meta["format"] == "test.Counts"
+    c.save(path, "test.Counts", "1", {"format": "forged"})  # cannot override the owner's fields
+    assert NgramCounts.load(path, "test.Counts", "1", ValueError).meta["format"] == "test.Counts"

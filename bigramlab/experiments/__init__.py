@@ -1,8 +1,10 @@
 """What the chapters run: per-profile, cached orchestration of the methods in a world.
 
 - ``bigram``: a profile's bigram model, counted once (Chapter 1);
+- ``trigram``: a profile's trigram model, counted once (Chapter 9);
 - ``subnetworks``: train a profile's subnetwork at a checkpoint (cached),
-  evaluate it, and the reference mask to compare with (Chapters 3-5);
+  evaluate it against the bigram or the trigram model, and the reference mask
+  to compare with (Chapters 3-5, 9);
 - ``world_report``: Chapter 0's tables on the tiny world.
 
 Every function takes a ``Profile``. These import ``plumbing``, ``methods`` and
@@ -10,9 +12,11 @@ Every function takes a ``Profile``. These import ``plumbing``, ``methods`` and
 """
 
 from .bigram import bigram_model
-from .subnetworks import (TARGETS, evaluate_subnetwork, mask_config, mask_key,
+from .subnetworks import (TARGETS, evaluate_subnetwork, evaluate_trigram, mask_config, mask_key,
                           reference_subnetwork, train_subnetwork)
+from .trigram import trigram_model
 from .world_report import compare_worlds, evaluate_world
 
-__all__ = ["bigram_model", "TARGETS", "evaluate_subnetwork", "mask_config", "mask_key",
-           "reference_subnetwork", "train_subnetwork", "compare_worlds", "evaluate_world"]
+__all__ = ["bigram_model", "trigram_model", "TARGETS", "evaluate_subnetwork", "evaluate_trigram",
+           "mask_config", "mask_key", "reference_subnetwork", "train_subnetwork",
+           "compare_worlds", "evaluate_world"]

@@ -1,11 +1,11 @@
 """Experiments the chapters run: train a subnetwork (cached on disk), evaluate it.
 
 * :func:`train_subnetwork` trains a mask with :func:`bigramlab.methods.sparsify.sparsify`
-  for a profile's model at a checkpoint, against the bigram target or the full
-  model's own distribution. The result is cached under ``mask-<key>``, the key
-  covering everything that determines it (the profile's model, corpus and
-  world, the checkpoint, the target and every field of the config), so a
-  notebook, its solutions and CI train each mask once.
+  for a profile's model at a checkpoint, against the bigram target, the full
+  model's own distribution or (Chapter 9) the trigram target. The result is
+  cached under ``mask-<key>``, the key covering everything that determines it
+  (the profile's model, corpus and world, the checkpoint, the target and every
+  field of the config), so a notebook, its solutions and CI train each mask once.
 * :func:`reference_subnetwork` gives a second bigram subnetwork to set beside
   one trained here: the authors' released mask (real profiles) or, where
   nothing is released (tiny), the same training with another data order.
@@ -13,10 +13,11 @@
   Bergen 2025, section 3): Pearson r of its per-token surprisals with the
   bigram surprisals on the eval split (infinite bigram surprisals replaced by
   the largest finite value, and dropped), the cross-entropy from the bigram
-  distribution to it, and its size.
+  distribution to it, and its size. :func:`evaluate_trigram` measures the same
+  against the profile's trigram model (Chapter 9).
 
 Every function takes a ``Profile`` (resolve a name once with ``get_profile``).
-Defined in Chapter 3; Chapters 4 and 5 use it.
+Defined in Chapter 3; Chapters 4, 5 and 9 use it.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import functools
 
 import torch
 
-from ..methods.metrics import (batch_bigram_cross_entropy, cross_entropy_nats, lm_logits,
-                               logits_surprisal, surprisal_correlation)
-from ..methods.sparsify import BigramTarget, FullModelTarget, SparsifyConfig, sparsify
+from ..methods.metrics import (cross_entropy_nats, lm_logits, logits_surprisal,
+                               surprisal_correlation)
+from ..methods.sparsify import (BigramTarget, FullModelTarget, SparsifyConfig, TrigramTarget,
+                                sparsify)
 from ..methods.sparsify_config import SparsifyResult
 from ..methods.subnetwork import Subnetwork
 from ..plumbing.cache import cached_load, key_of
@@ -38,12 +40,16 @@ from ..plumbing.profiles import Profile, require_profile
 from ..worlds import hub
 from ..worlds.loading import load_corpus, load_model
 from .bigram import bigram_model
+from .trigram import MIN_COUNT, trigram_model
 
 __all__ = ["mask_config", "mask_key", "train_subnetwork", "evaluate_subnetwork",
-           "reference_subnetwork", "TARGETS"]
+           "evaluate_trigram", "reference_subnetwork", "TARGETS"]
 
-TARGETS = ("bigram", "full")
+TARGETS = ("bigram", "full", "trigram")
 _FORMAT_VERSION = 1
+#: How a target is named in a mask's cache key: itself, and for the trigram target
+#: the pruning of its model too ("bigram" and "full" keys are those of before it).
+_KEY_NAMES = {"trigram": f"trigram(min_count={MIN_COUNT})"}
 
 
 def mask_config(profile: Profile, lam: float | None = None, **changes) -> SparsifyConfig:
@@ -71,7 +77,8 @@ def mask_key(profile: Profile, checkpoint: str, target: str, config: SparsifyCon
     round differently, and mask training amplifies it (README, "Reproducibility")."""
     return key_of(_FORMAT_VERSION, profile.key("model_id", "corpus", "seq_len", "n_train_seqs",
                                                "n_eval_seqs", "world"),
-                  checkpoint, target, dataclasses.asdict(config), numerics(device))
+                  checkpoint, _KEY_NAMES.get(target, target), dataclasses.asdict(config),
+                  numerics(device))
 
 
 @functools.lru_cache(maxsize=4)
@@ -83,6 +90,12 @@ def _model(profile_key: str, profile, checkpoint):
 def _bigram(profile_key: str, profile, device: torch.device):
     """The profile's bigram model on ``device``: the same at every checkpoint."""
     return bigram_model(profile, device=device, progress=False)
+
+
+@functools.lru_cache(maxsize=2)
+def _trigram(profile_key: str, profile, device: torch.device):
+    """The profile's trigram model on ``device``, backing off to ``_bigram``'s model."""
+    return trigram_model(profile, progress=False, bigram=_bigram(profile_key, profile, device))
 
 
 def _loaded(profile, checkpoint):
@@ -97,8 +110,9 @@ def train_subnetwork(profile: Profile, lam: float | None = None, checkpoint: str
 
     lam      lambda (default: the profile's ``default_lambda``); +-inf give the
              empty / full endpoints without training.
-    target   ``"bigram"`` (the bigram subnetwork) or ``"full"`` (the model's own
-             distribution: the "optimal" subnetwork).
+    target   ``"bigram"`` (the bigram subnetwork), ``"full"`` (the model's own
+             distribution: the "optimal" subnetwork) or ``"trigram"`` (Chapter 9: the
+             profile's trigram model, ``trigram_model``, pruned at its default).
     changes  any other ``SparsifyConfig`` field, e.g. ``max_steps=200`` (the
              chapters pass ``max_steps=profile.chapter_max_steps``).
 
@@ -113,7 +127,10 @@ def train_subnetwork(profile: Profile, lam: float | None = None, checkpoint: str
     checkpoint = checkpoint or p.final_checkpoint
     config = mask_config(p, lam, **changes)  # every setting's range is checked here
     model, bigram = _loaded(p, checkpoint)
-    tgt = BigramTarget(bigram) if target == "bigram" else FullModelTarget()
+    if target == "trigram":
+        tgt = TrigramTarget(_trigram(p.key(), p, bigram.device))
+    else:
+        tgt = BigramTarget(bigram) if target == "bigram" else FullModelTarget()
     train = load_corpus(p, "train")
     if config.lam == float("inf") or config.lam == float("-inf"):
         return sparsify(model, train, tgt, config, progress=False)
@@ -128,7 +145,6 @@ def train_subnetwork(profile: Profile, lam: float | None = None, checkpoint: str
         model, train, tgt, config, state_dir=folder, progress=False))
 
 
-@torch.no_grad()
 def evaluate_subnetwork(profile: Profile, subnetwork=None, checkpoint: str | None = None,
                         progress: bool = True) -> dict:
     """How bigram-like ``subnetwork`` (None: the full model) is, on the eval split.
@@ -140,35 +156,55 @@ def evaluate_subnetwork(profile: Profile, subnetwork=None, checkpoint: str | Non
     subnetwork's own language-modelling loss on the eval text), ``kept``
     (entries) and ``share`` (of the maskable entries). Shows a progress bar
     over the eval batches (``progress=False``: none)."""
+    return _evaluate(profile, subnetwork, checkpoint, progress, "bigram")
+
+
+def evaluate_trigram(profile: Profile, subnetwork=None, checkpoint: str | None = None,
+                     progress: bool = True) -> dict:
+    """How trigram-like ``subnetwork`` (None: the full model) is, on the eval split:
+    :func:`evaluate_subnetwork`'s measures against the profile's trigram model
+    (``trigram_model``, back-off applied) instead of its bigram model; the
+    cross-entropy is ``ce_trigram``. Chapter 9."""
+    return _evaluate(profile, subnetwork, checkpoint, progress, "trigram")
+
+
+@torch.no_grad()
+def _evaluate(profile, subnetwork, checkpoint, progress, against: str) -> dict:
     p = require_profile(profile)
     fix = ("pass the result's .mask" if isinstance(subnetwork, SparsifyResult) else
            "wrap a dict of name -> bool masks as Subnetwork(masks), or pass None for the "
            "full model")
-    check_type("subnetwork", subnetwork, (Subnetwork, type(None)), fix,
-               where="evaluate_subnetwork: ")
+    where = "evaluate_subnetwork: " if against == "bigram" else "evaluate_trigram: "
+    check_type("subnetwork", subnetwork, (Subnetwork, type(None)), fix, where=where)
     checkpoint = checkpoint or p.final_checkpoint
     model, bigram = _loaded(p, checkpoint)
+    ngram = bigram if against == "bigram" else _trigram(p.key(), p, bigram.device)
     if subnetwork is None:
         subnetwork = Subnetwork.full(model)
     ev = load_corpus(p, "eval")
-    s_bigram = _bigram_surprisal(p.key(), p, bigram.device)
+    s_ngram = _surprisal(p.key(), p, bigram.device, against)
     parts, ce_sum = [], 0.0
     with subnetwork.apply(model):
         # one forward pass serves both measures
         for x, logits in lm_logits(model, ev, progress=progress, desc="evaluating"):
             parts.append(logits_surprisal(logits, x).cpu())
-            ce_sum += batch_bigram_cross_entropy(bigram, logits, x) * x.numel()
+            ce_sum += float(ngram.cross_entropy(logits.to(ngram.device),
+                                                x.to(ngram.device))) * x.numel()
     s_sub = torch.cat(parts)
-    return {"r_max": surprisal_correlation(s_sub, s_bigram, inf="max"),
-            "r_drop": surprisal_correlation(s_sub, s_bigram, inf="drop"),
-            "ce_bigram": ce_sum / ev.numel(), "ce_lm": cross_entropy_nats(s_sub),
+    return {"r_max": surprisal_correlation(s_sub, s_ngram, inf="max"),
+            "r_drop": surprisal_correlation(s_sub, s_ngram, inf="drop"),
+            f"ce_{against}": ce_sum / ev.numel(), "ce_lm": cross_entropy_nats(s_sub),
             "kept": subnetwork.count(), "share": subnetwork.share(model)}
 
 
-@functools.lru_cache(maxsize=2)
-def _bigram_surprisal(profile_key: str, profile, device: torch.device) -> torch.Tensor:
-    """Bigram surprisals (bits) of the profile's eval split: the same at every checkpoint."""
-    return _bigram(profile_key, profile, device).surprisal(load_corpus(profile, "eval")).cpu()
+@functools.lru_cache(maxsize=4)
+def _surprisal(profile_key: str, profile, device: torch.device, against: str) -> torch.Tensor:
+    """Bigram or trigram surprisals (bits) of the profile's eval split: the same at
+    every checkpoint."""
+    ngram = _bigram(profile_key, profile, device)
+    if against == "trigram":
+        ngram = _trigram(profile_key, profile, device)
+    return ngram.surprisal(load_corpus(profile, "eval")).cpu()
 
 
 def reference_subnetwork(profile: Profile, lam: float | None = None, **changes):

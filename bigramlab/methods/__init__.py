@@ -19,5 +19,7 @@ touches the cache or the network. In the order the chapters teach them:
   sufficient statistics, and how far each map rotates;
 - ``lenses`` (Ch. 2, 6): output lens, input lens and the logit lens;
 - ``covariance`` (Ch. 7): layer-to-layer similarity of the residual stream's
-  covariance.
+  covariance;
+- ``trigrams`` (Ch. 9): the trigram model with back-off to the bigram model, on
+  the same engine and row store, and its cross-entropy (the trigram target).
 """

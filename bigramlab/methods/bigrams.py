@@ -128,18 +128,7 @@ class BigramModel(RowStore):
         probabilities (0 for an unseen pair in a seen context).
         """
         nxt = self._ids(nxt, self.vocab_size)
-        rows = self._rows(cur)
-        rows, nxt = torch.broadcast_tensors(rows, nxt)
-        V = self.vocab_size
-        if self._table is not None:
-            count = self._table[rows, nxt]
-        else:
-            # Keys are sorted, so a pair lookup is one binary search.
-            query = rows * V + nxt
-            keys = self._keys_all
-            at = torch.searchsorted(keys, query).clamp_(max=keys.numel() - 1)
-            count = torch.where(keys[at] == query, self._counts_all[at], 0)
-        return count.float() / self._row_total[rows].float()
+        return self._prob_at(self._rows(cur), nxt)
 
     def surprisal(self, input_ids: torch.Tensor, start: bool = False
                   ) -> torch.Tensor:

@@ -44,8 +44,8 @@ from safetensors.torch import save_file
 from ..plumbing.files import atomic_write
 from ..plumbing.progress import progress_bar
 
-__all__ = ["NgramCounts", "count_ngrams", "ngram_keys", "merge_counts", "DENSE_MAX_ENTRIES",
-           "FLUSH_PAIRS", "DENSE_COUNTS_MAX"]
+__all__ = ["NgramCounts", "count_ngrams", "ngram_keys", "merge_counts", "marginal_counts",
+           "DENSE_MAX_ENTRIES", "FLUSH_PAIRS", "DENSE_COUNTS_MAX"]
 
 #: Largest key space, in cells, that is counted and kept dense.
 DENSE_MAX_ENTRIES = 2**24
@@ -62,7 +62,8 @@ class NgramCounts:
     ``table``: int64 counts of every key, shape (n_keys,), when dense; else
     ``keys`` (sorted, unique int64) and their int64 ``counts``. ``buffer``: when
     counted with ``spare_rows``, the whole dense allocation (``table`` is its
-    first n_keys cells; the rest is zero)."""
+    first n_keys cells; the rest is zero). ``meta``: the string metadata of the
+    file :meth:`load` read them from (None otherwise)."""
 
     vocab_size: int
     n: int
@@ -70,6 +71,7 @@ class NgramCounts:
     keys: torch.Tensor | None = None
     counts: torch.Tensor | None = None
     buffer: torch.Tensor | None = None
+    meta: dict[str, str] | None = None
 
     @property
     def n_keys(self) -> int:
@@ -98,6 +100,14 @@ class NgramCounts:
             out[self.keys] = self.counts
         return out.view(*(V + 1,) * (self.n - 1), V)
 
+    def sparse(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(keys, counts) of the n-grams that occurred, whatever the storage: sorted,
+        unique int64 keys and their int64 counts (views of sparse counts, not copies)."""
+        if self.table is None:
+            return self.keys, self.counts
+        keys = self.table.nonzero().squeeze(1)
+        return keys, self.table[keys]
+
     def next_token_totals(self) -> torch.Tensor:
         """(V,) int64: how often each token was the next token of an n-gram, i.e.
         how often it occurred in the corpus (every token is the next token of one)."""
@@ -117,18 +127,20 @@ class NgramCounts:
         return out.index_add_(0, self.keys // V, self.counts)
 
     # -- files ------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike, fmt: str, version: str) -> None:
+    def save(self, path: str | os.PathLike, fmt: str, version: str,
+             extra: dict[str, str] | None = None) -> None:
         """Write to a safetensors file, atomically: plain tensors (a dense table of
         shape ``dense()``'s, or keys and counts) and string metadata, no pickle,
         with a SHA-256 of the tensor bytes so that :meth:`load` detects corruption.
-        ``fmt`` and ``version`` name the file's owner (e.g. 'bigramlab.BigramModel')."""
+        ``fmt`` and ``version`` name the file's owner (e.g. 'bigramlab.BigramModel');
+        ``extra``: more string metadata of the owner's (read back as ``meta``)."""
         V = self.vocab_size
         if self.table is not None:
             tensors = {"table": self.table.view(*(V + 1,) * (self.n - 1), V)}
         else:
             tensors = {"keys": self.keys, "counts": self.counts}
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        meta = {"format": fmt, "version": version, "vocab_size": str(V),
+        meta = {**(extra or {}), "format": fmt, "version": version, "vocab_size": str(V),
                 "storage": self.storage, "sha256": _digest(tensors)}
         if self.n != 2:  # bigram files, written before this field, have none
             meta["n"] = str(self.n)
@@ -168,11 +180,11 @@ class NgramCounts:
             table = tensors["table"]
             if table.shape != (V + 1,) * (n - 1) + (V,) or table.dtype != torch.int64:
                 raise bad("table has the wrong shape or dtype")
-            return cls(V, n, table=table.to(dev).reshape(-1))
+            return cls(V, n, table=table.to(dev).reshape(-1), meta=meta)
         keys, counts = tensors["keys"].to(dev), tensors["counts"].to(dev)
         if keys.shape != counts.shape or keys.dim() != 1:
             raise bad("keys and counts do not match")
-        return cls(V, n, keys=keys, counts=counts)
+        return cls(V, n, keys=keys, counts=counts, meta=meta)
 
 
 def n_keys(vocab_size: int, n: int) -> int:
@@ -200,6 +212,31 @@ def merge_counts(keys_a, counts_a, keys_b, counts_b):
     counts = torch.cat([counts_a, counts_b])[order]
     keys, inverse = torch.unique_consecutive(keys, return_inverse=True)
     return keys, torch.zeros_like(keys).index_add_(0, inverse, counts)
+
+
+def marginal_counts(counts: NgramCounts, *, dense_max_entries: int = DENSE_MAX_ENTRIES,
+                    spare_rows: int = 0) -> NgramCounts:
+    """The (n - 1)-gram counts of the same corpus, from its n-gram counts: each n-gram
+    ``(c_1, c_2, ..., b)`` counted as ``(c_2, ..., b)``, i.e. summed over its oldest
+    context token (key modulo the (n - 1)-gram key space). Exact, because every
+    token is the next token of one n-gram of each order, with the same start
+    placeholders: identical to counting the corpus again with n - 1, storage
+    included (dense when its key space is at most ``dense_max_entries``; ``spare_rows``
+    as in :func:`count_ngrams`)."""
+    if counts.n < 2:
+        raise ValueError(f"marginal_counts needs n >= 2 (there is no 0-gram), got n = {counts.n}")
+    V, n = counts.vocab_size, counts.n - 1
+    size = n_keys(V, n)
+    keys, cnt = counts.sparse()
+    low = keys % size  # key = c_1 * size + (the (n - 1)-gram's key)
+    if size <= dense_max_entries:
+        buffer = torch.zeros(size + spare_rows * V, dtype=torch.int64, device=keys.device)
+        buffer[:size].index_add_(0, low, cnt)
+        return NgramCounts(V, n, table=buffer[:size], buffer=buffer if spare_rows else None)
+    low, order = torch.sort(low, stable=True)
+    low, inverse = torch.unique_consecutive(low, return_inverse=True)
+    return NgramCounts(V, n, keys=low, counts=torch.zeros_like(low).index_add_(0, inverse,
+                                                                           cnt[order]))
 
 
 def _checked(batch) -> torch.Tensor:

@@ -17,7 +17,10 @@ in one place.
   because copying one is cheaper than scattering that many non-zeros.
 
 Both give identical answers. ``BigramModel`` (``bigrams``) is a RowStore plus
-the bigram reading of it: queries, cross-entropy, files. Defined in Chapter 1.
+the bigram reading of it: queries, cross-entropy, files. ``RowStore.of_rows``
+is the sparse store alone, for rows that are not one per context: the trigram
+model (``trigrams``, Chapter 9) keeps its trigram rows and the bigram rows it
+backs off to in one. Defined in Chapter 1.
 """
 
 from __future__ import annotations
@@ -96,43 +99,64 @@ class RowStore:
             # Backoff row V + 1 goes after every real key, so keys stay sorted.
             keys = torch.cat([keys, (V + 1) * V + seen])
             counts = torch.cat([counts, unigram[seen]])
-            rows = keys // V
-            self._row_total = torch.zeros(V + 2, dtype=torch.int64,
-                                          device=keys.device)
-            self._row_total.index_add_(0, rows, counts)
-            # Row r's non-zeros are keys[row_ptr[r] : row_ptr[r + 1]].
-            self._row_ptr = torch.searchsorted(
-                keys, torch.arange(V + 3, device=keys.device) * V)
-            self._keys_all, self._counts_all = keys, counts
+            self._index_sparse(keys, counts, V + 2)
             # The real pairs are a prefix: keep views, not a second copy.
             self._keys, self._counts = keys[: self.nnz], counts[: self.nnz]
-            # Column and float32 probability of every non-zero, so that
-            # cross_entropy only gathers (no divisions in the hot loop).
-            self._cols = (keys - rows * V).to(torch.int32)
-            self._probs = (counts.float()
-                           / self._row_total[rows].float())
-            # Full rows (many non-zeros; the frequent contexts) are also kept
-            # as dense float32 rows: copying a dense row is cheaper than
-            # scattering more than ~V/8 non-zeros, and these few rows carry
-            # most of a batch's target mass (at V = 50,277 on 5M Zipf tokens,
-            # 25 rows hold 92% of a 32 x 128 batch's non-zeros).  At most
-            # nnz / (V * dense_row_share) rows qualify, so the cache costs at
-            # most 4 / dense_row_share bytes per stored pair.
-            # Uncached rows point at an all-zero last row of the cache, so
-            # that building a block of rows needs no data-dependent branch.
-            length = self._row_ptr[1:] - self._row_ptr[:-1]
-            full = (length > 0) & (length >= self.dense_row_share * V)
-            slots = full.nonzero().squeeze(1)
-            n_full = slots.numel()
-            self._dense_slot = torch.full((V + 2,), n_full, dtype=torch.int64,
-                                          device=keys.device)
-            self._dense_slot[slots] = torch.arange(n_full, device=keys.device)
-            self._light_len = torch.where(full, 0, length)  # to scatter
-            self._dense_probs = torch.zeros(n_full + 1, V, device=keys.device)
-            self._scatter_rows(self._dense_probs, slots, length[slots])
         # Which row answers for each context 0..V (itself, or the backoff row).
         ctx = torch.arange(V + 1, device=self.device)
         self._row_of = torch.where(self._row_total[: V + 1] > 0, ctx, V + 1)
+
+    @classmethod
+    def of_rows(cls, vocab_size: int, keys: torch.Tensor, counts: torch.Tensor,
+                n_rows: int) -> "RowStore":
+        """A sparse store of ``n_rows`` given rows and nothing else: ``keys`` (sorted,
+        unique int64 ``row * V + b``, rows below ``n_rows``) and their ``counts``. No
+        backoff row is added and no context is mapped to a row: the caller says which
+        row answers (the trigram model keeps its trigram and bigram rows in one)."""
+        self = cls.__new__(cls)
+        self.vocab_size = int(vocab_size)
+        self._table = None
+        self.nnz, self.total_pairs = keys.numel(), int(counts.sum())
+        self._index_sparse(keys, counts, n_rows)
+        self._keys, self._counts = keys, counts
+        self._row_of = None
+        return self
+
+    def _index_sparse(self, keys: torch.Tensor, counts: torch.Tensor, n_rows: int) -> None:
+        """Precompute what queries read, for sorted unique ``keys`` of ``n_rows`` rows."""
+        V = self.vocab_size
+        rows = keys // V
+        self._row_total = torch.zeros(n_rows, dtype=torch.int64,
+                                      device=keys.device)
+        self._row_total.index_add_(0, rows, counts)
+        # Row r's non-zeros are keys[row_ptr[r] : row_ptr[r + 1]].
+        self._row_ptr = torch.searchsorted(
+            keys, torch.arange(n_rows + 1, device=keys.device) * V)
+        self._keys_all, self._counts_all = keys, counts
+        # Column and float32 probability of every non-zero, so that
+        # cross_entropy only gathers (no divisions in the hot loop).
+        self._cols = (keys - rows * V).to(torch.int32)
+        self._probs = (counts.float()
+                       / self._row_total[rows].float())
+        # Full rows (many non-zeros; the frequent contexts) are also kept
+        # as dense float32 rows: copying a dense row is cheaper than
+        # scattering more than ~V/8 non-zeros, and these few rows carry
+        # most of a batch's target mass (at V = 50,277 on 5M Zipf tokens,
+        # 25 rows hold 92% of a 32 x 128 batch's non-zeros).  At most
+        # nnz / (V * dense_row_share) rows qualify, so the cache costs at
+        # most 4 / dense_row_share bytes per stored pair.
+        # Uncached rows point at an all-zero last row of the cache, so
+        # that building a block of rows needs no data-dependent branch.
+        length = self._row_ptr[1:] - self._row_ptr[:-1]
+        full = (length > 0) & (length >= self.dense_row_share * V)
+        slots = full.nonzero().squeeze(1)
+        n_full = slots.numel()
+        self._dense_slot = torch.full((n_rows,), n_full, dtype=torch.int64,
+                                      device=keys.device)
+        self._dense_slot[slots] = torch.arange(n_full, device=keys.device)
+        self._light_len = torch.where(full, 0, length)  # to scatter
+        self._dense_probs = torch.zeros(n_full + 1, V, device=keys.device)
+        self._scatter_rows(self._dense_probs, slots, length[slots])
 
     @property
     def device(self) -> torch.device:
@@ -167,6 +191,28 @@ class RowStore:
                 raise ValueError(f"ids must be in [0, {high}), got values in "
                                  f"[{lo}, {hi}]")
         return ids
+
+    def _all_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(keys ``row * V + b``, counts) of every stored row, the backoff row included,
+        sparse: sorted unique int64 keys (the trigram model copies its bigram rows)."""
+        if self._table is None:
+            return self._keys_all, self._counts_all
+        flat = self._table.reshape(-1)
+        keys = flat.nonzero().squeeze(1)
+        return keys, flat[keys]
+
+    def _prob_at(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """P(col | row), elementwise over broadcast (rows, cols), float32."""
+        rows, cols = torch.broadcast_tensors(rows, cols)
+        if self._table is not None:
+            count = self._table[rows, cols]
+        else:
+            # Keys are sorted, so a pair lookup is one binary search.
+            query = rows * self.vocab_size + cols
+            keys = self._keys_all
+            at = torch.searchsorted(keys, query).clamp_(max=keys.numel() - 1)
+            count = torch.where(keys[at] == query, self._counts_all[at], 0)
+        return count.float() / self._row_total[rows].float()
 
     def _row_probs(self, rows: torch.Tensor, n_scattered: int | None = None
                    ) -> torch.Tensor:

@@ -28,7 +28,8 @@ that step's CE is kept in the history. The stop itself is checked, as there,
 with the T that step used.
 
 Targets are pluggable (``targets``: :class:`BigramTarget`, the bigram
-subnetwork; :class:`FullModelTarget`, the "optimal" subnetwork: the full
+subnetwork; :class:`TrigramTarget`, Chapter 9's trigram subnetwork;
+:class:`FullModelTarget`, the "optimal" subnetwork: the full
 model's own distribution; the contract is in that module). The soft masks
 and the masked forward are ``masks``, the settings and the result of a run
 ``sparsify_config``; this module is the training loop and its stopping rules.
@@ -57,11 +58,11 @@ from .masks import (density_penalty, flatten, masked_logits, soft_masks, soft_ma
                     unflatten)
 from .sparsify_config import SparsifyConfig, SparsifyResult, data_seed
 from .subnetwork import Subnetwork
-from .targets import BigramTarget, FullModelTarget, planted_toy
+from .targets import BigramTarget, FullModelTarget, TrigramTarget, planted_toy
 
-__all__ = ["SparsifyConfig", "SparsifyResult", "BigramTarget", "FullModelTarget", "sparsify",
-           "init_mask_logits", "soft_masks", "masked_logits", "density_penalty", "flatten",
-           "unflatten", "soft_masks_flat", "make_optimizer",
+__all__ = ["SparsifyConfig", "SparsifyResult", "BigramTarget", "TrigramTarget", "FullModelTarget",
+           "sparsify", "init_mask_logits", "soft_masks", "masked_logits", "density_penalty",
+           "flatten", "unflatten", "soft_masks_flat", "make_optimizer",
            "undecided_counts", "should_stop", "is_stable", "planted_toy"]
 
 STATE_FILE = "sparsify_state.pt"
@@ -145,7 +146,8 @@ def sparsify(model, train_ids: torch.Tensor, target: Callable, config: SparsifyC
                moved to the model's device one batch at a time. For a plain
                module, any (n, ...) input tensor.
     target     ``target(logits, input_ids, full_logits_fn) -> scalar`` (see
-               ``BigramTarget``, ``FullModelTarget``; the contract is in ``targets``).
+               ``BigramTarget``, ``TrigramTarget``, ``FullModelTarget``; the contract is
+               in ``targets``).
     names      parameters to mask (default ``maskable_matrices(model)``).
     state_dir  folder for the resumable state (written atomically every
                ``save_every`` steps) and, at the end, the result: a run

@@ -10,7 +10,8 @@ Contract: ``target(logits, input_ids, full_logits_fn) -> scalar loss tensor``.
 
 The loss is what the mask is trained to minimize, in nats, averaged over
 positions; ``sparsify`` adds the density penalty. The bigram subnetwork and
-the "optimal" subnetwork are Chang & Bergen 2025, sections 3.1 and 6.2.
+the "optimal" subnetwork are Chang & Bergen 2025, sections 3.1 and 6.2; the
+trigram target (:class:`TrigramTarget`) is Chapter 9's, ours, not the paper's.
 Defined in Chapter 3.
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["BigramTarget", "FullModelTarget", "planted_toy"]
+__all__ = ["BigramTarget", "TrigramTarget", "FullModelTarget", "planted_toy"]
 
 
 class BigramTarget:
@@ -32,6 +33,20 @@ class BigramTarget:
     def __call__(self, logits, input_ids, full_logits_fn=None):
         dev = self.bigram.device
         return self.bigram.cross_entropy(logits.to(dev), input_ids.to(dev))
+
+
+class TrigramTarget:
+    """CE from the trigram distribution of the previous two tokens (back-off applied,
+    the start placeholder before the start) to the masked model, via the sparse
+    ``TrigramModel.cross_entropy`` (no dense target is built). Every position is
+    scored, the last one included, as for :class:`BigramTarget`."""
+
+    def __init__(self, trigram):
+        self.trigram = trigram
+
+    def __call__(self, logits, input_ids, full_logits_fn=None):
+        dev = self.trigram.device
+        return self.trigram.cross_entropy(logits.to(dev), input_ids.to(dev))
 
 
 class FullModelTarget:
