@@ -60,7 +60,7 @@ from bigramlab.worlds.tiny.build import read_passages  # noqa: E402
 
 #: The real profiles the chapters use, and the revisions the stand-in has of each.
 STANDIN_PROFILES = ("pythia-70m", "pythia-160m")
-CHECKPOINTS = ("step0", "step1000", "step143000")
+CHECKPOINTS = ("step0", "step512", "step1000", "step2000", "step10000", "step143000")  # Ch. 5's
 #: A budget that runs every branch in seconds: the point is the code path, not the numbers.
 BUDGET = dict(n_train_seqs=96, n_eval_seqs=16, max_steps=8, chapter_max_steps=8, batch_size=8)
 HEAD_DIM = 4       # the reduced width: d_model = heads x 4, MLP = 4 x d_model
