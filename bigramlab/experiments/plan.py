@@ -6,7 +6,9 @@ very run that is about to start, on the device it will use, and, when the
 whole run would take longer than a minute, prints what is about to happen,
 how long it will take, where its state is saved, and the cheaper alternative.
 The tiny world's runs (about a minute each, the chapters' budget) are not
-announced. Defined in Chapter 3.
+announced. :func:`mask_step_cost` says, from a real profile's config alone,
+what one step costs (FLOPs, a lower bound on GPU memory, seconds on a free
+T4) for the tables of the README and the setup page. Defined in Chapter 3.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ import time
 
 import torch
 
+from ..methods.anatomy import count_maskable
 from ..methods.sparsify import sparsify
 from ..methods.sparsify_config import SparsifyConfig
 from ..plumbing.devices import describe_device
+from ..plumbing.profiles import Profile, require_profile
+from ..worlds.models import make_meta_model
 
-__all__ = ["announce_training", "estimate_seconds", "PROBE_STEPS", "NOTICE_SECONDS"]
+__all__ = ["announce_training", "estimate_seconds", "mask_step_cost", "PROBE_STEPS",
+           "NOTICE_SECONDS", "T4"]
 
 PROBE_STEPS = 3        # timed steps, after one untimed step (one-time setup, CUDA warm-up)
 NOTICE_SECONDS = 60.0  # runs estimated above this are announced
@@ -75,3 +81,33 @@ def announce_training(model, train_ids: torch.Tensor, target, config: SparsifyCo
               f"{device} (measured: {per_step:.3g} s per step).{saved} Cheaper: {cheaper}",
               flush=True)
     return total
+
+
+# -- what a free Colab T4 can do, from the model configs (not measured) ----------------
+
+#: A free Colab T4: usable GPU memory, fp32 peak, and the share of it assumed reached.
+T4 = {"name": "Tesla T4", "usable_gib": 14.7, "fp32_tflops": 8.1, "utilisation": 0.5}
+
+
+def mask_step_cost(profile: Profile) -> dict:
+    """What one mask-training step of ``profile``'s model costs, from its config.
+
+    ``tflop``: forward and backward (3 x 2 FLOPs per weight per token) through the
+    maskable matrices and the unembedding, plus the attention scores, for one
+    batch of ``batch_size x seq_len`` tokens. ``min_gib``: a lower bound on GPU
+    memory with fp32 weights and AdamW on fp32 mask logits: the weights, four
+    floats per mask entry (logit, gradient, two Adam moments) and the logits of a
+    batch twice (forward and their gradient); the masked copies of the matrices
+    and the activations come on top. ``t4_s``: seconds per step on a T4 at
+    ``T4["utilisation"]`` of its fp32 peak (an assumption until measured)."""
+    p = require_profile(profile)
+    s, meta = p.shape, make_meta_model(p)
+    tokens = p.batch_size * p.seq_len
+    per_token = 2 * (count_maskable(meta) + s.d_model * s.vocab_size)
+    per_token += 2 * 2 * s.n_layer * p.seq_len * s.d_model  # QK^T and attention x V
+    tflop = 3 * tokens * per_token / 1e12
+    weights = sum(x.numel() for x in meta.parameters())
+    min_bytes = 4 * weights + 16 * count_maskable(meta) + 2 * 4 * tokens * s.vocab_size
+    t4_s = tflop / (T4["fp32_tflops"] * T4["utilisation"])
+    return {"tflop": tflop, "min_gib": min_bytes / 2**30, "t4_s": t4_s,
+            "fits_t4": min_bytes / 2**30 < T4["usable_gib"]}
