@@ -40,6 +40,7 @@ from ..plumbing.profiles import Profile, require_profile
 from ..worlds import hub
 from ..worlds.loading import load_corpus, load_model
 from .bigram import bigram_model
+from .plan import announce_training
 from .trigram import MIN_COUNT, trigram_model
 
 __all__ = ["mask_config", "mask_key", "train_subnetwork", "evaluate_subnetwork",
@@ -137,12 +138,28 @@ def train_subnetwork(profile: Profile, lam: float | None = None, checkpoint: str
     key = mask_key(p, checkpoint, target, config, next(model.parameters()).device)
 
     def build(out):
+        if not p.is_tiny:  # tiny runs are the chapters' one-minute budget: not announced
+            announce_training(model, train, tgt, config, folder=out, cheaper=_cheaper(
+                p, checkpoint, target, config), what=f"the {target} subnetwork of {p.name} "
+                f"at {checkpoint}, lambda {config.lam:g}")
         res = sparsify(model, train, tgt, config, state_dir=out, progress=progress)
         return {"profile": p.name, "checkpoint": checkpoint, "target": target,
                 "lambda": config.lam, "steps": res.steps, "kept": res.kept_count}
 
     return cached_load("mask", key, build, lambda folder: sparsify(
         model, train, tgt, config, state_dir=folder, progress=False))
+
+
+def _cheaper(p: Profile, checkpoint: str, target: str, config: SparsifyConfig) -> str:
+    """The cheaper alternative to a long mask training, in words."""
+    short = p.model_id.rpartition("/")[2]
+    released = hub.RELEASED_SUBNETWORKS.get(short, (None, ()))[1]
+    if target == "bigram" and checkpoint == p.final_checkpoint and config.lam in released:
+        return (f"the authors' released mask, no training: bigramlab.worlds.hub."
+                f"load_released_subnetwork({p.model_id!r}, {config.lam:g}).")
+    return (f"fewer steps, e.g. max_steps={max(config.max_steps // 10, 100)} (interrupt "
+            "this cell; the paper's schedule needs its steps to harden the mask, so a "
+            "shorter run also needs a larger lr and temp_growth, as the tiny profile uses).")
 
 
 def evaluate_subnetwork(profile: Profile, subnetwork=None, checkpoint: str | None = None,

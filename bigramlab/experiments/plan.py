@@ -1,0 +1,113 @@
+"""Nothing long starts silently: a measured estimate before a mask is trained.
+
+Before a real profile's mask training (an hour or more on a free GPU at the
+paper's budget), :func:`announce_training` times a few optimizer steps of the
+very run that is about to start, on the device it will use, and, when the
+whole run would take longer than a minute, prints what is about to happen,
+how long it will take, where its state is saved, and the cheaper alternative.
+The tiny world's runs (about a minute each, the chapters' budget) are not
+announced. :func:`mask_step_cost` says, from a real profile's config alone,
+what one step costs (FLOPs, a lower bound on GPU memory, seconds on a free
+T4) for the tables of the README and the setup page. Defined in Chapter 3.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ..methods.anatomy import count_maskable
+from ..methods.sparsify import sparsify
+from ..methods.sparsify_config import SparsifyConfig
+from ..plumbing.devices import describe_device
+from ..plumbing.profiles import Profile, require_profile
+from ..worlds.models import make_meta_model
+
+__all__ = ["announce_training", "estimate_seconds", "mask_step_cost", "PROBE_STEPS",
+           "NOTICE_SECONDS", "T4"]
+
+PROBE_STEPS = 3        # timed steps, after one untimed step (one-time setup, CUDA warm-up)
+NOTICE_SECONDS = 60.0  # runs estimated above this are announced
+
+
+def estimate_seconds(model, train_ids: torch.Tensor, target, config: SparsifyConfig,
+                     probe_steps: int = PROBE_STEPS, names=None) -> tuple[float, float]:
+    """(seconds per optimizer step, seconds for the whole run of ``config.max_steps``),
+    measured: a run of 1 step and one of ``1 + probe_steps`` steps, the difference
+    divided by ``probe_steps`` (so setup and warm-up are left out). Nothing is saved.
+    ``names``: the matrices to mask, as for ``sparsify`` (default: every maskable one)."""
+    probe = config.replace(max_attempts=1, log_every=1)
+    seconds = []
+    for steps in (1, 1 + probe_steps):
+        sync(model)
+        t = time.perf_counter()
+        sparsify(model, train_ids, target, probe.replace(max_steps=steps), names=names,
+                 progress=False)
+        sync(model)
+        seconds.append(time.perf_counter() - t)
+    per_step = max(seconds[1] - seconds[0], 0.0) / probe_steps
+    return per_step, per_step * config.max_steps
+
+
+def sync(model) -> None:
+    """Wait for the model's device, so a timer measures finished work."""
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def human(seconds: float) -> str:
+    """'45 s', '12 min', '2.5 h'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def announce_training(model, train_ids: torch.Tensor, target, config: SparsifyConfig, *,
+                      what: str, cheaper: str, folder=None, names=None) -> float:
+    """Print a plan line for a mask training that will take over ``NOTICE_SECONDS``;
+    returns the estimate (seconds). ``what`` names the run, ``cheaper`` the alternative,
+    ``folder`` where its state is saved (a resumed run continues from there)."""
+    per_step, total = estimate_seconds(model, train_ids, target, config, names=names)
+    if total > NOTICE_SECONDS:
+        device = describe_device(next(model.parameters()).device)
+        saved = (f" Its state is saved every {config.save_every} steps in {folder}: a run "
+                 "started again (after a disconnect) resumes there." if folder else "")
+        print(f"bigramlab: about to train {what}: up to {config.max_steps:,} steps of "
+              f"{config.batch_size} x {train_ids.shape[1]} tokens, about {human(total)} on "
+              f"{device} (measured: {per_step:.3g} s per step).{saved} Cheaper: {cheaper}",
+              flush=True)
+    return total
+
+
+# -- what a free Colab T4 can do, from the model configs (not measured) ----------------
+
+#: A free Colab T4: usable GPU memory, fp32 peak, and the share of it assumed reached.
+T4 = {"name": "Tesla T4", "usable_gib": 14.7, "fp32_tflops": 8.1, "utilisation": 0.5}
+
+
+def mask_step_cost(profile: Profile) -> dict:
+    """What one mask-training step of ``profile``'s model costs, from its config.
+
+    ``tflop``: forward and backward (3 x 2 FLOPs per weight per token) through the
+    maskable matrices and the unembedding, plus the attention scores, for one
+    batch of ``batch_size x seq_len`` tokens. ``min_gib``: a lower bound on GPU
+    memory with fp32 weights and AdamW on fp32 mask logits: the weights, four
+    floats per mask entry (logit, gradient, two Adam moments) and the logits of a
+    batch twice (forward and their gradient); the masked copies of the matrices
+    and the activations come on top. ``t4_s``: seconds per step on a T4 at
+    ``T4["utilisation"]`` of its fp32 peak (an assumption until measured)."""
+    p = require_profile(profile)
+    s, meta = p.shape, make_meta_model(p)
+    tokens = p.batch_size * p.seq_len
+    per_token = 2 * (count_maskable(meta) + s.d_model * s.vocab_size)
+    per_token += 2 * 2 * s.n_layer * p.seq_len * s.d_model  # QK^T and attention x V
+    tflop = 3 * tokens * per_token / 1e12
+    weights = sum(x.numel() for x in meta.parameters())
+    min_bytes = 4 * weights + 16 * count_maskable(meta) + 2 * 4 * tokens * s.vocab_size
+    t4_s = tflop / (T4["fp32_tflops"] * T4["utilisation"])
+    return {"tflop": tflop, "min_gib": min_bytes / 2**30, "t4_s": t4_s,
+            "fits_t4": min_bytes / 2**30 < T4["usable_gib"]}
