@@ -14,7 +14,7 @@ import torch
 
 from ..methods.bigrams import BigramModel, bigram_counts
 from ..methods.metrics import surprisal_correlation
-from ._core import Wrong, call, expect_equal, run
+from ._core import CheckResult, Wrong, call, expect_equal, run
 
 LN2 = math.log(2.0)
 
@@ -49,7 +49,7 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 # ---------------------------------------------------------------- Exercise 1.1
-def check_count_bigrams(fn: Callable) -> bool:
+def check_count_bigrams(fn: Callable) -> CheckResult:
     """Exercise 1.1: ``fn(sequences, vocab_size)`` -> (V + 1, V) count table,
     row V being the start placeholder context."""
 
@@ -82,7 +82,7 @@ def check_count_bigrams(fn: Callable) -> bool:
 
 
 # ---------------------------------------------------------------- Exercise 1.2
-def check_bigram_probs(fn: Callable) -> bool:
+def check_bigram_probs(fn: Callable) -> CheckResult:
     """Exercise 1.2: ``fn(counts)`` -> (V + 1, V) rows P(b | a); contexts never
     seen back off to the unigram distribution (uniform only without any data)."""
 
@@ -133,7 +133,7 @@ def check_bigram_probs(fn: Callable) -> bool:
 
 
 # ---------------------------------------------------------------- Exercise 1.3
-def check_surprisal_bits(fn: Callable) -> bool:
+def check_surprisal_bits(fn: Callable) -> CheckResult:
     """Exercise 1.3: ``fn(probs, ids)`` -> (batch, seq - 1) surprisal in bits of
     token t + 1 given token t; inf where the probability is 0."""
 
@@ -174,7 +174,7 @@ def check_surprisal_bits(fn: Callable) -> bool:
 
 
 # ---------------------------------------------------------------- Exercise 1.4
-def check_correlation(fn: Callable) -> bool:
+def check_correlation(fn: Callable) -> CheckResult:
     """Exercise 1.4: ``fn(lm_bits, bigram_bits, inf)`` -> Pearson r, with
     infinite bigram surprisals replaced by the largest finite one (inf="max")
     or dropped (inf="drop")."""

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 
 from ..methods.sparsify import density_penalty, should_stop, soft_masks
-from ._core import Wrong, call, random_subnetwork, run, small_model
+from ._core import CheckResult, Wrong, call, random_subnetwork, run, small_model
 
 
 def _tensor(got, what: str) -> torch.Tensor:
@@ -42,7 +42,7 @@ def _logits(seed: int = 0) -> dict[str, torch.Tensor]:
 # Exercise 3.1: soft mask and density penalty
 
 
-def check_soft_mask(fn: Callable) -> bool:
+def check_soft_mask(fn: Callable) -> CheckResult:
     """Exercise 3.1a: ``fn(s, T)`` -> the soft mask sigmoid(T * s), same shape as s."""
 
     def body():
@@ -60,7 +60,7 @@ def check_soft_mask(fn: Callable) -> bool:
     return run("Exercise 3.1a (soft mask)", body)
 
 
-def check_density_penalty(fn: Callable) -> bool:
+def check_density_penalty(fn: Callable) -> CheckResult:
     """Exercise 3.1b: ``fn(soft, lam)`` -> lam * (sum of all soft-mask entries) / N."""
 
     def body():
@@ -85,7 +85,7 @@ def check_density_penalty(fn: Callable) -> bool:
 # Exercise 3.2: temperature schedule and early stop
 
 
-def check_temperature(fn: Callable) -> bool:
+def check_temperature(fn: Callable) -> CheckResult:
     """Exercise 3.2a: ``fn(step, growth)`` -> T after ``step`` optimizer steps, from T = 1."""
     def body():
         for step, growth in ((0, 1.001), (1, 1.001), (10, 1.01), (500, 1.01), (15_000, 1.001)):
@@ -118,7 +118,7 @@ def _stop_cases():
             for c in cases]
 
 
-def check_should_stop(fn: Callable) -> bool:
+def check_should_stop(fn: Callable) -> CheckResult:
     """Exercise 3.2b: ``fn(soft)`` -> True when fewer than 1% of the entries above 0.9
     are undecided (0.1 < soft < 0.9): the paper's early stop."""
     def body():
@@ -150,7 +150,7 @@ def check_should_stop(fn: Callable) -> bool:
 # Exercise 3.3: kept parameters per layer
 
 
-def check_kept_per_layer(fn: Callable) -> bool:
+def check_kept_per_layer(fn: Callable) -> CheckResult:
     """Exercise 3.3: ``fn(model, mask)`` -> {layer index: kept entries in that layer}."""
     def body():
         for arch in ("gpt_neox", "gpt2"):

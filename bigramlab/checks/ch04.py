@@ -14,7 +14,7 @@ import torch
 
 from ..methods.anatomy import maskable_matrices
 from ..methods.overlap import overlap_stats
-from ._core import Wrong, call, random_subnetwork, run, small_model
+from ._core import CheckResult, Wrong, call, random_subnetwork, run, small_model
 
 
 def _int_tensor(got, what: str) -> torch.Tensor:
@@ -44,7 +44,7 @@ def _qkv_split_by_blocks(model, mask) -> torch.Tensor:
     return out
 
 
-def check_kept_per_head(fn: Callable) -> bool:
+def check_kept_per_head(fn: Callable) -> CheckResult:
     """Exercise 4.1: ``fn(model, mask)`` -> (layers, heads) tensor of kept q, k, v
     and o entries per attention head of a GPT-NeoX model."""
     def body():
@@ -76,7 +76,7 @@ def check_kept_per_head(fn: Callable) -> bool:
 # Exercise 4.2: overlap of two subnetworks and its chance level
 
 
-def check_overlap_summary(fn: Callable) -> bool:
+def check_overlap_summary(fn: Callable) -> CheckResult:
     """Exercise 4.2: ``fn(a, b)`` -> {"both", "jaccard", "chance"} for two masks."""
 
     def body():
@@ -108,7 +108,7 @@ def check_overlap_summary(fn: Callable) -> bool:
 # Exercise 4.3: a subnetwork without one layer's MLP
 
 
-def check_without_mlp(fn: Callable) -> bool:
+def check_without_mlp(fn: Callable) -> CheckResult:
     """Exercise 4.3: ``fn(model, mask, layer)`` -> a new mask dict with both MLP
     matrices of ``layer`` dropped and everything else unchanged."""
 
