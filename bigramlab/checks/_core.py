@@ -135,10 +135,11 @@ def as_tensor(got, what: str) -> torch.Tensor:
         return torch.as_tensor(got).detach().cpu().double()
     except Exception as e:
         raise Wrong(f"{what}: expected a tensor, got {type(got).__name__}") from e
-def small_model(arch: str):
-    """A small random model (3 layers x 16, 2 heads, MLP 32, vocabulary 40) of ``arch``."""
+def small_model(arch: str, n_layer: int = 3):
+    """A small random model (``n_layer`` layers x 16, 2 heads, MLP 32, vocabulary 40) of ``arch``."""
     torch.manual_seed(0)
-    return make_model(arch, TinyWorld(n_layer=3, d_model=16, n_head=2, d_mlp=32), 40, 12).eval()
+    return make_model(arch, TinyWorld(n_layer=n_layer, d_model=16, n_head=2, d_mlp=32), 40,
+                      12).eval()
 
 
 def random_subnetwork(model, seed: int) -> Subnetwork:

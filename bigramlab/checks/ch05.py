@@ -67,6 +67,15 @@ def check_persistence(fn: Callable) -> CheckResult:
         final = dict(random_subnetwork(model, seed=10))
         got = call(fn, earlier, final)
         try:
+            pair = not isinstance(got, (dict, str)) and len(got) == 2
+        except TypeError:  # a number, or a 0-d tensor
+            pair = False
+        if not pair:
+            kind = (f"a dict with keys {sorted(map(str, got))}" if isinstance(got, dict)
+                    else f"a {type(got).__name__}")
+            raise Wrong(f"return a pair of numbers, (observed share, chance share), e.g. "
+                        f"`return observed, chance`; you returned {kind}")
+        try:
             observed, chance = (_float(x, "share") for x in got)
         except Wrong:
             raise
