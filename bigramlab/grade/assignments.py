@@ -18,7 +18,7 @@ the profile's tokenizer)::
 The solutions carry it (the single source), ``tools/make_exercises.py`` copies it
 to the exercises, and the grader reads it from the instructor's reference copy,
 never from the submission (a student could edit it). The submission's cells are
-matched to it by the cell's metadata, not by position. No chapter teaches it.
+matched to it by the cell's metadata, not by position. For instructors: no chapter teaches it.
 """
 
 from __future__ import annotations
