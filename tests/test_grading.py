@@ -43,7 +43,8 @@ _core.run = lambda name, body: _core.CheckResult(name, "correct", "✓ " + name 
 _core.expect_equal = lambda *a, **k: None
 _bigrams.bigram_counts = lambda model: torch.zeros(model.vocab_size + 1, model.vocab_size,
                                                    dtype=torch.int64)
-json.dumps = lambda *a, **k: '{"score": 100}'
+json = type(sys)("json")  # a fake json, in the namespace and in sys.modules
+json.dumps = json.loads = lambda *a, **k: {"score": 100}
 sys.modules["json"] = json
 print = lambda *a, **k: builtins.print("✓ correct")
 os.makedirs("bigramlab/checks", exist_ok=True)  # a fake package beside the notebook
@@ -137,7 +138,8 @@ def fatal_run(tmp_path_factory):
     bad = {"loops": "while True:\n    pass",
            "floods": "for _ in range(40):\n    print('x' * 100_000)",
            "exits": "import os\nos._exit(3)",
-           "deletes": "import os\nfor f in os.listdir('.'):\n    os.remove(f)"}
+           "deletes": "import os\nfor f in os.listdir('.'):\n    os.remove(f)",
+           "garbles": "import json\njson.dumps = lambda *a, **k: '{}'"}
     paths = [fx.write(fx.insert(fx.student(right="all"), 1, src), d / f"{name}.ipynb")
              for name, src in bad.items()]
     out = d / "out"
@@ -247,6 +249,7 @@ def test_printed_ticks_and_replaced_checks_do_not_count(main_run):
     ("floods", "output flood", "printed more than 1 MB"),
     ("exits", "kernel died", "the kernel exited or died"),
     ("deletes", "deleted files", "deleted files in its folder"),
+    ("garbles", "kernel broken", "did the notebook replace json"),
 ])
 def test_fatal_notebooks_score_zero_with_the_reason(fatal_run, label, status, words):
     out, subs = fatal_run

@@ -36,8 +36,8 @@ from .assignments import Assignment, find_cells
 #: Environment variables never passed to a student's kernel (their names match).
 SECRET_RE = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|ACCESS_?KEY|PRIVATE", re.I)
 SENTINEL = ".bigramlab-grader"
-FATAL = ("timeout", "kernel died", "output flood", "deleted files", "tampered", "unreadable",
-         "unknown assignment", "grader error")
+FATAL = ("timeout", "kernel died", "kernel broken", "output flood", "deleted files", "tampered",
+         "unreadable", "unknown assignment", "grader error")
 
 
 @dataclass
@@ -155,6 +155,12 @@ def _first_error(cell) -> str | None:
     return None
 
 
+def _broken_reason(error: Exception, where: str) -> str:
+    return (f"the kernel stopped answering properly ({where}: {type(error).__name__}: "
+            f"{str(error)[:120]}); did the notebook replace json, the kernel's machinery or "
+            "its streams?")
+
+
 def _read_result(path: Path, nonce: str, gid: str) -> dict | None:
     """The kernel step's result, or None when missing, malformed or not ours."""
     try:
@@ -268,6 +274,10 @@ class Run:
                 self._fatal("output flood" if self.client.flooded else "kernel died",
                             self._died_reason(f"grading {g.id}"))
                 break
+            except Exception as e:  # the kernel's messages are garbled: it is broken
+                outcome.line = "✗ the kernel stopped answering properly while this check ran"
+                self._fatal("kernel broken", _broken_reason(e, f"grading {g.id}"))
+                break
             if timed_out:
                 outcome.status = "timeout"
                 outcome.line = (f"✗ {g.id}: the check ran past its {self.limits.check_timeout:g} s "
@@ -315,6 +325,10 @@ class Run:
             except DeadKernelError:
                 self._fatal("output flood" if self.client.flooded else "kernel died",
                             self._died_reason("while running the notebook's cells"))
+                ran = False
+            except Exception as e:  # the kernel's messages are garbled: it is broken
+                self._fatal("kernel broken", _broken_reason(e, "while running the notebook's "
+                                                                "cells"))
                 ran = False
             if ran:
                 await self._grade(assignment)
