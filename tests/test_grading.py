@@ -73,8 +73,8 @@ def check_surprisal_large(fn):
         probs = torch.full((301, 300), 1 / 300, dtype=torch.float64)
         ids = torch.randint(0, 300, (2, 9), generator=torch.Generator().manual_seed(0))
         got = call(fn, probs, ids)
-        if got.shape != (2, 8) or not torch.allclose(got.double(), torch.full((2, 8), 8.2288),
-                                                     atol=1e-3):
+        want = torch.full((2, 8), 8.2288, dtype=torch.float64)  # log2(300)
+        if got.shape != (2, 8) or not torch.allclose(got.double(), want, atol=1e-3):
             raise Wrong("wrong on a 300-token vocabulary")
     return run("Exercise 1.3 (hidden: a larger vocabulary)", body)
 '''
@@ -235,7 +235,8 @@ def test_printed_ticks_and_replaced_checks_do_not_count(main_run):
     checks, imported afresh, still see stubs and a wrong table."""
     out, subs = main_run
     executed = subs["ticks_printed"].executed
-    assert "✓ Exercise 1.1 (count bigrams): correct" in json.dumps(executed.cells[-1].outputs)
+    assert "✓ Exercise 1.1 (count bigrams): correct" in json.dumps(executed.cells[-1].outputs,
+                                                                   ensure_ascii=False)
     replaced = _by_id(out, "checks_replaced")
     assert "values differ from the expected ones" in replaced["ch01-1.1"]["output"]
     assert all(t["score"] == 0 for t in replaced.values())
