@@ -136,7 +136,7 @@ def as_tensor(got, what: str) -> torch.Tensor:
     except Exception as e:
         raise Wrong(f"{what}: expected a tensor, got {type(got).__name__}") from e
 def small_model(arch: str, n_layer: int = 3):
-    """A small random model (``n_layer`` layers x 16, 2 heads, MLP 32, vocabulary 40) of ``arch``."""
+    """A small random model of ``arch``: ``n_layer`` layers x 16, 2 heads, MLP 32, vocabulary 40."""
     torch.manual_seed(0)
     return make_model(arch, TinyWorld(n_layer=n_layer, d_model=16, n_head=2, d_mlp=32), 40,
                       12).eval()

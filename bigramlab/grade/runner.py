@@ -1,15 +1,17 @@
 """Run one submission in a fresh kernel and grade it with the installed checks.
 
 The notebook is copied into a new temporary folder and executed there cell by
-cell (nbclient; a Jupyter kernel in its own process group) in the tiny profile,
-on the CPU, offline (the Hub's offline switches set, credentials left out of
-the environment), with a limit per cell, per notebook and per check, a cap on
-the bytes it may print and one on the memory it may take. A cell that raises or
-runs past its limit (interrupted) is recorded and the next one runs; a kernel
-that exits or dies, a notebook past its limit, one that prints more than the cap,
-deletes files in its folder or rewrites bigramlab's files scores 0 with the
-reason. Then each graded check runs as its own request (``kernel_step``), and
-only the result file it writes counts. For instructors: no chapter teaches it.
+cell, in its own order (nbclient; a Jupyter kernel in its own process group),
+in the tiny profile, on the CPU, offline (the Hub's offline switches set,
+credentials left out of the environment), with a limit per cell, per notebook
+and per check, a cap on the bytes it may print and one on the memory it may
+take. A cell that raises is recorded and the next one runs; an exercise whose
+own cell raised scores 0 with that error. A cell past its limit, a notebook past
+its limit, a kernel that exits, dies or garbles its messages, a notebook that
+prints more than the cap or deletes files in its folder stops the run: every
+exercise scores 0 with the reason. Then each graded check runs as its own
+request (``kernel_step``; interrupted past its limit, and the next one runs),
+and only the result file it writes counts. For instructors: no chapter teaches it.
 """
 
 from __future__ import annotations
@@ -232,10 +234,12 @@ class Run:
             except CellTimeoutError:
                 if limit < self.limits.cell_timeout:
                     self._fatal("timeout", f"the notebook ran past its "
-                                           f"{self.limits.notebook_timeout:g} s limit (cell {index})")
+                                           f"{self.limits.notebook_timeout:g} s limit "
+                                           f"(cell {index})")
                 else:
                     self._fatal("timeout", f"cell {index} ran past the {limit:g} s limit per "
-                                           "cell (an endless loop?); the notebook was stopped there")
+                                           "cell (an endless loop?); the notebook was stopped "
+                                           "there")
                 return False
             error = _first_error(cell)
             if error:
@@ -256,7 +260,8 @@ class Run:
             spec = {"nonce": nonce, "id": g.id, "check": g.check, "args": list(g.args),
                     "result_path": str(path), "sources": self.sources}
             if g.source == "extra":
-                spec.update(extra_source=self.extra["source"], extra_filename=self.extra["filename"])
+                spec.update(extra_source=self.extra["source"],
+                            extra_filename=self.extra["filename"])
             code = ("__bigramlab_grader = {'__name__': '__bigramlab_grader__'}\n"
                     f"exec(compile({self.kernel_src!r}, 'bigramlab-grader', 'exec'), "
                     "__bigramlab_grader)\n"
@@ -280,8 +285,9 @@ class Run:
                 break
             if timed_out:
                 outcome.status = "timeout"
-                outcome.line = (f"✗ {g.id}: the check ran past its {self.limits.check_timeout:g} s "
-                                "limit (your function loops forever or is very slow)")
+                outcome.line = (f"✗ {g.id}: the check ran past its "
+                                f"{self.limits.check_timeout:g} s limit (your function loops "
+                                "forever or is very slow)")
                 if not await self._responsive():
                     self._fatal("timeout", f"{g.id}: the check ran past its limit and the "
                                            "kernel did not stop when interrupted")
