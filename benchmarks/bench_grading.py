@@ -80,14 +80,18 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         run = subprocess.run(cmd, env=env, text=True, capture_output=True)
         wall = time.perf_counter() - start
-        print(run.stderr[-3000:])
+        lines = run.stderr.splitlines()
+        print("\n".join(lines[:1] + [line for line in lines[1:] if "(ok)" not in line
+                                      and "(cell errors)" not in line]))
         with open(out / "grades.csv", newline="", encoding="utf8") as f:
             rows = [r for r in csv.DictReader(f) if r["file"] != "points-per-question"]
         wrong = []
         for r in rows:
             label = Path(r["file"]).parent.name
             if float(r["total"]) != expected[label]:
-                wrong.append(f"{label}: {r['total']} (expected {expected[label]})")
+                why = (out / f"{label}__ch01_exercises" / "feedback.md").read_text(encoding="utf8")
+                wrong.append(f"{label}: {r['total']} (expected {expected[label]}), status "
+                             f"{r['status']}:\n{why}")
         print(f"exit status {run.returncode}; {len(rows)} submissions graded in {wall:.0f} s "
               f"wall ({wall / max(1, len(rows)):.1f} s per notebook), {os.cpu_count()} CPUs, "
               f"jobs {args.jobs}")

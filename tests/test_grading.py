@@ -138,6 +138,7 @@ def fatal_run(tmp_path_factory):
     bad = {"loops": "while True:\n    pass",
            "floods": "for _ in range(40):\n    print('x' * 100_000)",
            "exits": "import os\nos._exit(3)",
+           "quits": "exit()",
            "deletes": "import os\nfor f in os.listdir('.'):\n    os.remove(f)",
            "garbles": "import json\njson.dumps = lambda *a, **k: '{}'"}
     paths = [fx.write(fx.insert(fx.student(right="all"), 1, src), d / f"{name}.ipynb")
@@ -249,6 +250,7 @@ def test_printed_ticks_and_replaced_checks_do_not_count(main_run):
     ("loops", "timeout", "ran past the 8 s limit per cell"),
     ("floods", "output flood", "printed more than 1 MB"),
     ("exits", "kernel died", "the kernel exited or died"),
+    ("quits", "kernel died", "the kernel exited or died"),
     ("deletes", "deleted files", "deleted files in its folder"),
     ("garbles", "kernel broken", "did the notebook replace json"),
 ])
