@@ -20,6 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from bigramlab import cli
 from bigramlab.grade import Limits, grade, load_references
 from bigramlab.grade.assignments import badge, find_cells, identify
 from bigramlab.grade.batch import changed_files, labels, package_sources, restore
@@ -250,7 +251,7 @@ def test_printed_ticks_and_replaced_checks_do_not_count(main_run):
     ("loops", "timeout", "ran past the 8 s limit per cell"),
     ("floods", "output flood", "printed more than 1 MB"),
     ("exits", "kernel died", "the kernel exited or died"),
-    ("quits", "kernel died", "the kernel exited or died"),
+    ("quits", "kernel died", "the notebook exited its kernel (exit() or quit() in cell 1)"),
     ("deletes", "deleted files", "deleted files in its folder"),
     ("garbles", "kernel broken", "did the notebook replace json"),
 ])
@@ -281,24 +282,21 @@ def test_a_check_that_never_returns_is_stopped_and_grading_goes_on(loop_in_check
 
 
 # ------------------------------------------------------------------ the command line
-def test_cli_exit_status_and_unreadable_submissions(tmp_path):
-    """A broken submission is reported, not fatal: exit status 0. No kernel starts."""
+def test_cli_exit_status_and_unreadable_submissions(tmp_path, capsys):
+    """A broken submission is reported, not fatal: exit status 0; a usage error is 2.
+    No kernel starts (neither is a notebook of an assignment), so this runs in-process."""
     (tmp_path / "garbage.ipynb").write_text("not json", encoding="utf8")
     other = nbformat.v4.new_notebook()
     other.cells = [nbformat.v4.new_code_cell("print('hello')")]
     fx.write(other, tmp_path / "homework.ipynb")
-    run = subprocess.run([sys.executable, "-m", "bigramlab.cli", "grade",
-                          str(tmp_path / "garbage.ipynb"), str(tmp_path / "homework.ipynb"),
-                          "--out", str(tmp_path / "out")], capture_output=True, text=True,
-                         timeout=300)
-    assert run.returncode == 0, run.stderr
+    assert cli.main(["grade", str(tmp_path / "garbage.ipynb"), str(tmp_path / "homework.ipynb"),
+                     "--out", str(tmp_path / "out")]) == 0
     rows = _rows(tmp_path / "out")
     assert rows["garbage"]["status"] == "unreadable"
     assert rows["homework"]["status"] == "unknown assignment"
-    bad = subprocess.run([sys.executable, "-m", "bigramlab.cli", "grade", str(tmp_path),
-                          "--reference", str(tmp_path / "missing")], capture_output=True,
-                         text=True, timeout=300)
-    assert bad.returncode == 2 and "reference notebooks not found" in bad.stderr
+    assert "grading runs the students' code" in capsys.readouterr().err
+    assert cli.main(["grade", str(tmp_path), "--reference", str(tmp_path / "missing")]) == 2
+    assert "reference notebooks not found" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ units (no kernel)

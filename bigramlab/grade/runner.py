@@ -191,6 +191,7 @@ class Run:
         self.copy = self.work / sub.path.name
         self.client = None
         self.errors: dict[int, str] = {}   # cell index -> the error it raised
+        self.asked_exit = False            # a cell called exit(): Jupyter ends the kernel
 
     def _fatal(self, status: str, reason: str) -> None:
         if self.sub.status not in FATAL:
@@ -240,6 +241,10 @@ class Run:
                     self._fatal("timeout", f"cell {index} ran past the {limit:g} s limit per "
                                            "cell (an endless loop?); the notebook was stopped "
                                            "there")
+                return False
+            if self.asked_exit:
+                self._fatal("kernel died", f"the notebook exited its kernel (exit() or quit() "
+                                           f"in cell {index}); Jupyter shuts a kernel down then")
                 return False
             error = _first_error(cell)
             if error:
@@ -301,6 +306,11 @@ class Run:
             if outcome.status == "correct" and outcome.line.startswith("✓"):
                 outcome.score = g.points
 
+    def _executed(self, cell=None, cell_index=None, execute_reply=None, **_) -> None:
+        payload = ((execute_reply or {}).get("content") or {}).get("payload") or []
+        if any(isinstance(p, dict) and p.get("source") == "ask_exit" for p in payload):
+            self.asked_exit = True
+
     def _died_reason(self, where: str) -> str:
         if self.client is not None and self.client.flooded:
             return (f"the notebook printed more than {self.limits.max_output_bytes / 2**20:g} MB "
@@ -318,6 +328,7 @@ class Run:
             record_timing=False, startup_timeout=120, iopub_timeout=10,
             resources={"metadata": {"path": str(self.work)}})
         self.client.max_output_bytes = self.limits.max_output_bytes
+        self.client.on_cell_executed = self._executed
         self.client.timeout_func = lambda cell: self.client.limit_now
         deadline = time.monotonic() + self.limits.notebook_timeout
         try:
