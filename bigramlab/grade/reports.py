@@ -72,7 +72,7 @@ def results_json(s: Submission) -> dict:
 def feedback(s: Submission) -> str:
     name = s.assignment.name if s.assignment else "unknown assignment"
     pct = f" ({100 * s.score / s.possible:.0f}%)" if s.possible else ""
-    lines = [f"# Feedback: {name}", "", f"Submission: `{s.path.name}`  ", 
+    lines = [f"# Feedback: {name}", "", f"Submission: `{s.path.name}`  ",
              f"Score: {_num(s.score)} / {_num(s.possible)}{pct}  ", f"Status: {s.status}"]
     if s.reason:
         lines += ["", f"**Why:** {s.reason}."]
@@ -101,7 +101,12 @@ def write_reports(subs: list[Submission], out: Path) -> Path:
                                              encoding="utf8")
         (folder / "feedback.md").write_text(feedback(s), encoding="utf8")
         if s.executed is not None:
-            nbformat.write(s.executed, folder / "executed.ipynb")
+            try:
+                nbformat.write(s.executed, folder / "executed.ipynb")
+            except Exception as e:  # a student's malformed notebook must not stop the reports
+                (folder / "executed.txt").write_text(
+                    f"the executed notebook could not be written: {type(e).__name__}: {e}\n",
+                    encoding="utf8")
     if len(subs) == 1:
         (out / "results.json").write_text(json.dumps(results_json(subs[0]), indent=2,
                                                      ensure_ascii=False) + "\n",
