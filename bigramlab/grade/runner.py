@@ -146,8 +146,10 @@ def _prelude(limits: Limits) -> str:
         return "pass"
     n = int(limits.memory_bytes)
     return ("import resource as _r\n"
-            f"_r.setrlimit(_r.RLIMIT_DATA, ({n}, {n}))\n"
-            "del _r\n")
+            "_h = _r.getrlimit(_r.RLIMIT_DATA)[1]\n"
+            f"_n = {n} if _h == _r.RLIM_INFINITY else min({n}, _h)\n"
+            "_r.setrlimit(_r.RLIMIT_DATA, (_n, _n))  # soft and hard: the notebook cannot lift it\n"
+            "del _r, _h, _n\n")
 
 
 def _first_error(cell) -> str | None:
