@@ -22,8 +22,9 @@ layers above it in this list (``tests/test_layers.py`` checks it):
   ``tokens`` and ``models`` shared by both.
 - ``experiments``: per-profile, cached orchestration the chapters run:
   ``bigram`` / ``trigram`` (a profile's bigram / trigram model),
-  ``subnetworks`` (train, evaluate, reference), ``world_report`` (Chapter 0's
-  tables).
+  ``subnetworks`` (train, evaluate, reference), ``plan`` (the measured
+  estimate announced before a long training; a T4's cost from a config),
+  ``world_report`` (Chapter 0's tables).
 - on top: ``display`` (tables and plots), ``checks`` (exercise checks, one
   module per chapter), ``cli`` (``bigramlab info`` / ``bigramlab build``).
 

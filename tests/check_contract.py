@@ -1,32 +1,44 @@
 """The contract every exercise check keeps, asserted in one place: a right answer
 passes with ✓, the generated stub (returns None) and a raised NotImplementedError
 say "not implemented yet", and a crash in the student's code is reported by
-name, never raised."""
+name, never raised. Each check returns a structured result (``CheckResult``)
+whose status and line agree with what it printed."""
+
+
+def _outcome(check, fn, extra, capsys, status):
+    result = check(fn, *extra)
+    out = capsys.readouterr().out
+    assert result.status == status, (result, out)
+    assert result.correct is (status == "correct") and bool(result) is result.correct
+    assert result.line in out and result.line.startswith("✓" if result.correct else "✗")
+    return out
 
 
 def assert_check_contract(check, right, *extra, capsys):
-    assert check(right, *extra) is True
+    assert check(right, *extra).correct is True
     assert "✓" in capsys.readouterr().out
+    _outcome(check, right, extra, capsys, "correct")
 
-    assert check(lambda *a: None, *extra) is False  # the generated stub returns None
-    assert "not implemented yet" in capsys.readouterr().out
+    # the generated stub returns None
+    assert "not implemented yet" in _outcome(check, lambda *a: None, extra, capsys,
+                                             "not implemented")
 
     def raises(*a):
         raise NotImplementedError
-    assert check(raises, *extra) is False
-    assert "not implemented yet" in capsys.readouterr().out
+    assert "not implemented yet" in _outcome(check, raises, extra, capsys, "not implemented")
 
     def crashes(*a):
         return 1 / 0
-    assert check(crashes, *extra) is False
-    assert "ZeroDivisionError" in capsys.readouterr().out
+    assert "ZeroDivisionError" in _outcome(check, crashes, extra, capsys, "wrong")
 
 
 def assert_wrong_is_named(check, wrong, message, *extra, capsys):
     """A plausible wrong answer fails, and the check's line names the mistake."""
-    assert check(wrong, *extra) is False
+    result = check(wrong, *extra)
     out = capsys.readouterr().out
+    assert result.correct is False and result.status == "wrong", out
     assert "✗" in out and message in out, out
+    assert message in result.line
 
 
 def contract_tests(checks: dict, wrong: list):

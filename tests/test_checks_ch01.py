@@ -79,6 +79,16 @@ def count_across_sequences(seqs, V):
     return c
 
 
+def count_context_shifted_wrong_way(seqs, V):
+    """The context of token t taken from t + 1 (the start placeholder at the end)."""
+    ctx = torch.cat([seqs[:, 1:], torch.full_like(seqs[:, :1], V)], dim=1)
+    return torch.bincount((ctx * V + seqs).reshape(-1), minlength=(V + 1) * V).view(V + 1, V)
+
+
+def count_context_not_shifted(seqs, V):
+    return torch.bincount((seqs * V + seqs).reshape(-1), minlength=(V + 1) * V).view(V + 1, V)
+
+
 def probs_no_backoff(counts):
     c = counts.double()
     return c / c.sum(1, keepdim=True)
@@ -142,6 +152,8 @@ WRONG = [
     ("count", count_start_row_empty, "row V (the start context)"),
     ("count", count_transposed, "transposed"),
     ("count", count_across_sequences, "must not cross"),
+    ("count", count_context_shifted_wrong_way, "shifted the wrong way"),
+    ("count", count_context_not_shifted, "the token itself"),
     ("probs", probs_no_backoff, "back off to the unigram"),
     ("probs", probs_uniform_backoff, "uniform 1/V"),
     ("probs", probs_unigram_without_start, "start row included"),
@@ -182,11 +194,11 @@ def test_vectorized_solutions_pass(capsys):
 
 
 def test_wrong_shapes_and_types_do_not_raise(capsys):
-    assert checks.check_count_bigrams(lambda s, V: torch.zeros(3)) is False
+    assert checks.check_count_bigrams(lambda s, V: torch.zeros(3)).correct is False
     assert "expected shape" in capsys.readouterr().out
-    assert checks.check_bigram_probs(lambda c: "rows") is False
+    assert checks.check_bigram_probs(lambda c: "rows").correct is False
     assert "expected a tensor" in capsys.readouterr().out
-    assert checks.check_surprisal_bits(lambda p, ids: torch.zeros(2, 2)) is False
+    assert checks.check_surprisal_bits(lambda p, ids: torch.zeros(2, 2)).correct is False
     assert "expected shape" in capsys.readouterr().out
-    assert checks.check_correlation(lambda a, b, m: "high") is False
+    assert checks.check_correlation(lambda a, b, m: "high").correct is False
     assert "expected a number" in capsys.readouterr().out

@@ -122,7 +122,7 @@ def test_right_stub_and_crash(which, capsys):
     check, right = CHECKS[which]
     assert_check_contract(check, right, capsys=capsys)
 
-    assert check(lambda *a: "seven") is False  # not a number or tensor: said, not raised
+    assert check(lambda *a: "seven").correct is False  # not a number or tensor: said, not raised
     assert "✗" in capsys.readouterr().out
 
 
@@ -139,6 +139,6 @@ def test_gpt2_conv1d_mistake_is_named(capsys):
         return sum(m.weight.numel() for n, m in model.named_modules()
                    if isinstance(m, torch.nn.Linear) and "lm_head" not in n
                    and "embed_out" not in n) or count_linear(model)
-    assert checks.check_count_maskable(linear_blocks_only) is False
+    assert checks.check_count_maskable(linear_blocks_only).correct is False
     out = capsys.readouterr().out
     assert "Conv1D" in out, out

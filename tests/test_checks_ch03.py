@@ -87,6 +87,14 @@ def stop_at_or_below(soft):
     return undecided <= 0.01 * above
 
 
+def stop_per_matrix_all(soft):
+    return all(should_stop({n: m}) for n, m in soft.items())
+
+
+def stop_per_matrix_any(soft):
+    return any(should_stop({n: m}) for n, m in soft.items())
+
+
 def kept_shares(model, mask):
     out, tot = kept_per_layer(model, mask), {}
     for name, m in mask.items():
@@ -120,6 +128,8 @@ WRONG = [
     ("stop", stop_vs_all_entries, "ABOVE 0.9"),
     ("stop", stop_when_empty, "never stops"),
     ("stop", stop_at_or_below, "strictly fewer"),
+    ("stop", stop_per_matrix_all, "combined the answers with all()"),
+    ("stop", stop_per_matrix_any, "combined the answers with any()"),
     ("kept", kept_shares, "shares"),
     ("kept", kept_all_entries, "all entries"),
     ("kept", kept_mlp_only, "layer 0 keeps"),
@@ -154,3 +164,27 @@ def test_temperature_reference_matches_sparsify():
                          stop_share=0.0)
     res = sparsify(model, x, target, cfg, names=["weight"], progress=False)
     assert res.steps == 7 and math.isclose(res.temperature, temperature(7, 1.05))
+
+
+def test_temperature_in_float32_passes(capsys):
+    """The right formula computed in float32 is right: its rounding is within the stated
+    tolerance (it used to fail with "gave 1.001, expected 1.001")."""
+    def pow32(step, growth):
+        return torch.tensor(growth, dtype=torch.float32) ** step
+
+    def loop32(step, growth):
+        T = torch.tensor(1.0)
+        for _ in range(step):
+            T = T * torch.tensor(growth, dtype=torch.float32)
+        return T
+
+    assert checks.check_temperature(pow32).correct is True
+    assert checks.check_temperature(loop32).correct is True
+    assert "✗" not in capsys.readouterr().out
+
+
+def test_temperature_failure_states_the_tolerance(capsys):
+    result = checks.check_temperature(lambda step, growth: growth ** step * (1 + 3e-3))
+    assert result.correct is False
+    assert "accepted within a relative 2.4e-07" in result.line, result.line
+    assert "temperature(0, 1.001) gave 1.003, expected 1 " in result.line, result.line

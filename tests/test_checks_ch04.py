@@ -84,6 +84,15 @@ def without_mlp_in_only(model, mask, layer):
     return out
 
 
+def without_mlp_substring(model, mask, layer):
+    """The name test of the issue: on 12 layers, layer 1 also matches layer 11's MLP."""
+    out = dict(mask)
+    for name in mask:
+        if f"{layer}.mlp" in name:
+            out[name] = torch.zeros_like(mask[name])
+    return out
+
+
 CHECKS = {
     "head": (checks.check_kept_per_head, kept_per_head),
     "overlap": (checks.check_overlap_summary, overlap_summary),
@@ -98,6 +107,7 @@ WRONG = [
     ("overlap", overlap_jaccard_of_all, "kept by either"),
     ("mlp", without_mlp_in_place, "changed the mask you were given"),
     ("mlp", without_mlp_in_only, "should be all False"),
+    ("mlp", without_mlp_substring, "also dropped the MLP of layer 11"),
 ]
 
 

@@ -67,6 +67,15 @@ def persistence_pooled_chance(earlier, final):
     return persistence(earlier, final)[0], sum(int(m.sum()) for m in earlier.values()) / n
 
 
+def persistence_as_dict(earlier, final):
+    observed, chance = persistence(earlier, final)
+    return {"observed": observed, "chance": chance}
+
+
+def persistence_one_number(earlier, final):
+    return persistence(earlier, final)[0]
+
+
 CHECKS = {
     "attention": (checks.check_attention_share, attention_share),
     "persistence": (checks.check_persistence, persistence),
@@ -79,8 +88,16 @@ WRONG = [
     ("attention", attention_share_nan_when_empty, "return 0.0"),
     ("persistence", persistence_of_earlier, "final subnetwork's kept entries"),
     ("persistence", persistence_pooled_chance, "density differs per matrix"),
+    ("persistence", persistence_as_dict, "you returned a dict with keys ['chance', 'observed']"),
+    ("persistence", persistence_one_number, "return a pair of numbers"),
     ("trend", pearson, "Pearson"),
 ]
 
 
 test_right_stub_and_crash, test_wrong_answers_are_named = contract_tests(CHECKS, WRONG)
+
+
+def test_persistence_as_a_tensor_pair_passes(capsys):
+    import torch
+    assert checks.check_persistence(lambda e, f: torch.tensor(persistence(e, f))).correct
+    assert "✓" in capsys.readouterr().out

@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "bigramlab"
 LAYERS = ["plumbing", "methods", "worlds", "experiments", "top"]
-TOP = {"display", "checks", "cli", ""}  # "" is bigramlab/__init__.py itself
+TOP = {"display", "checks", "grade", "cli", ""}  # "" is bigramlab/__init__.py itself
 ARCH_NAMES = {"gpt_neox", "gpt2"}
 ARCH_ALLOWED = ("bigramlab.methods.architectures", "bigramlab.worlds")
 

@@ -491,3 +491,83 @@ def test_generator_end_to_end_on_disk(tmp_path):
     ipynb = exercises / "ch00_exercises.ipynb"
     ipynb.write_text(ipynb.read_text(encoding="utf8").replace("YOUR CODE HERE", "x"), encoding="utf8")
     assert dict(gen.stale_files(solutions, exercises)) == {ipynb: "differs from its solution"}
+
+
+# ---------------------------------------------------------------------------
+# 7. exercise metadata: every check a solution calls is graded, by a stable id
+
+
+@pytest.mark.parametrize("solution", params(gen.solution_notebooks(ROOT / "solutions")))
+def test_every_check_call_is_graded(solution):
+    """Each cell that calls a check carries the metadata that grades it (so that
+    `bigramlab grade` scores it), and the ids are those the exercises carry."""
+    if solution is None:
+        return assert_no_notebooks()
+    nb = nbformat.read(solution, as_version=4)
+    problems = []
+    for index, cell in enumerate(nb.cells):
+        called = re.findall(r"\bchecks\.(check_\w+)\(", cell.source) if cell.cell_type == "code" else []
+        meta = cell.get("metadata", {}).get(gen.assignments.KEY)
+        graded = [g["check"] for g in meta["graded"]] if meta else []
+        if sorted(called) != sorted(graded):
+            problems.append(f"{rel(solution)}, cell {index}: calls {called} but its "
+                            f"'{gen.assignments.KEY}' metadata grades {graded}")
+    assert not problems, "\n".join(problems) + (
+        "\nadd the metadata (see bigramlab/grade/assignments.py) and run "
+        "`python tools/make_exercises.py`")
+    ids = list(gen.assignments.read_assignment(nb, solution.stem, solution).cells)
+    exercise = ROOT / "exercises" / solution.name
+    ex_ids = list(gen.assignments.read_assignment(
+        nbformat.read(exercise, as_version=4), solution.stem, exercise).cells)
+    assert ids and ids == ex_ids
+
+
+def test_exercise_ids_are_unique_across_the_course():
+    refs = gen.assignments.load_references([ROOT / "solutions"])
+    ids = [g.id for a in refs.values() for g in a.graded]
+    assert len(ids) == len(set(ids)) and len(ids) >= 3 * len(refs)
+
+
+def _graded_solution(meta_change=None, badge=None, source=None):
+    meta = {"exercise": "0.1", "difficulty": 2, "importance": 3, "minutes": 10,
+            "graded": [{"id": "ch00-0.1", "check": "check_double", "args": ["double"],
+                        "points": 2}]}
+    line = gen.assignments.badge(meta) if badge is None else badge
+    if meta_change:
+        meta_change(meta)
+    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                               "language": "python"}})
+    nb.cells = [new_markdown_cell(f"## Exercise 0.1: double\n\n{line}\n\n**Goal.** Double."),
+                new_code_cell(source or "def double(x):\n    # BEGIN SOLUTION\n    return 2 * x\n"
+                              "    # END SOLUTION\n\n\nchecks.check_double(double)",
+                              metadata={"bigramlab": meta})]
+    return nb
+
+
+def test_generator_copies_exercise_metadata():
+    ex = gen.make_exercise(_graded_solution(), "solutions/ch00_exercises.ipynb")
+    assert ex.cells[2].metadata["bigramlab"]["graded"][0]["id"] == "ch00-0.1"
+    assert ex.cells[2].source.startswith("def double(x):\n    pass  # YOUR CODE HERE")
+    assert "🔴🔴⚪⚪⚪" in ex.cells[1].source and "about 10 minutes · 2 points" in ex.cells[1].source
+
+
+@pytest.mark.parametrize("change, complaint", [
+    (lambda m: m["graded"][0].update(id="1.1"), "id must look like"),
+    (lambda m: m["graded"][0].update(id="ch01-0.1"), "does not start with the notebook's chapter"),
+    (lambda m: m["graded"][0].update(points=0), "'points' must be a positive number"),
+    (lambda m: m["graded"][0].update(check="check_triple"), "which the cell never calls"),
+    (lambda m: m["graded"][0].update(args=["halve"]), "does not define"),
+    (lambda m: m["graded"][0].update(args=["@model"]), "unknown grader object"),
+    (lambda m: m.update(difficulty=6), "from 1 to 5"),
+    (lambda m: m.pop("minutes"), "'minutes' must be"),
+    (lambda m: m["graded"].append(dict(m["graded"][0])), "is used twice"),
+])
+def test_generator_rejects_bad_exercise_metadata(change, complaint):
+    with pytest.raises(gen.ExerciseMetadataError, match=complaint):
+        gen.make_exercise(_graded_solution(change), "solutions/ch00_exercises.ipynb")
+
+
+def test_generator_rejects_a_stale_badge():
+    with pytest.raises(gen.ExerciseMetadataError, match="badge line made from the metadata"):
+        gen.make_exercise(_graded_solution(badge="> **Difficulty** 🔴⚪⚪⚪⚪"),
+                          "solutions/ch00_exercises.ipynb")

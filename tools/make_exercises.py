@@ -15,6 +15,13 @@
 * A markdown (or raw) cell tagged ``solution-only`` is dropped.
 * Every code cell loses its outputs and execution count.
 * A markdown cell at the top says the file is generated and how to change it.
+* Exercise metadata (a code cell's ``bigramlab`` key: the exercise's number,
+  difficulty, importance, minutes and its graded checks with stable ids and
+  points; see ``bigramlab/grade/assignments.py``) is validated and copied as it
+  is, so ``bigramlab grade`` finds a student's exercises by id, not position.
+  A solution fails to generate when the metadata is malformed, when a graded
+  check is not called in its cell, when an object it takes is not defined
+  there, or when the badge line under the exercise's heading disagrees with it.
 
 Everything else (signatures, docstrings, hints, checks, notebook metadata such
 as kernelspec, jupytext formats and Colab settings) is kept.
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -63,6 +71,59 @@ DROPPED_CELL_METADATA = ("execution", "collapsed", "scrolled")
 
 class SolutionMarkerError(ValueError):
     """BEGIN/END SOLUTION markers that do not pair up."""
+
+
+def _load_assignments():
+    """``bigramlab/grade/assignments.py`` by path: it imports nothing from bigramlab, so the
+    generator stays as light as it was (no torch)."""
+    name = "bigramlab_grade_assignments"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, ROOT / "bigramlab" / "grade" / "assignments.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+assignments = _load_assignments()
+ExerciseMetadataError = assignments.ExerciseMetadataError
+HEADING_RE = re.compile(r"^## Exercise (\d+\.\d+)\b")
+
+
+def check_exercise_metadata(nb, solution_rel: str) -> None:
+    """Raise ExerciseMetadataError naming the cell and the fix when a solution's
+    exercise metadata is malformed or disagrees with the cell or its heading."""
+    stem = Path(solution_rel).stem
+    assignments.read_assignment(nb, stem, solution_rel)  # shapes, ids, points
+    badges = {}
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            lines = cell.source.split("\n")
+            for k, line in enumerate(lines):
+                m = HEADING_RE.match(line)
+                if m:
+                    badges[m.group(1)] = (index, lines[k + 2] if len(lines) > k + 2 else "")
+        meta = cell.get("metadata", {}).get(assignments.KEY)
+        if meta is None:
+            continue
+        where = f"{solution_rel}, cell {index}"
+        for g in assignments.parse_cell(meta, where):
+            if not re.search(rf"\bchecks\.{g.check}\(", cell.source):
+                raise ExerciseMetadataError(
+                    f"{where}: {g.id} names {g.check}, which the cell never calls: "
+                    f"call checks.{g.check}(...) there or fix the metadata")
+            for arg in g.args:
+                if not arg.startswith("@") and not re.search(
+                        rf"^(def|class)\s+{arg}\b|^{arg}\s*=", cell.source, re.MULTILINE):
+                    raise ExerciseMetadataError(
+                        f"{where}: {g.id} grades `{arg}`, which the cell does not define")
+        want = assignments.badge(meta)
+        got = badges.get(meta["exercise"])
+        if got is None or got[1] != want:
+            raise ExerciseMetadataError(
+                f"{where}: the heading '## Exercise {meta['exercise']}' must be followed by a "
+                f"blank line and the badge line made from the metadata:\n{want}")
 
 
 def note_text(solution_rel: str) -> str:
@@ -121,6 +182,7 @@ def make_exercise(solution_nb, solution_rel: str = "solutions/notebook.ipynb"):
     ``solution_rel`` is the solution's path relative to the repository root; it
     is named in the note cell and in error messages.
     """
+    check_exercise_metadata(solution_nb, solution_rel)
     nb = copy.deepcopy(solution_nb)
     for key in DROPPED_NB_METADATA:
         nb.metadata.pop(key, None)
@@ -259,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {show(path)}")
         print(f"exercises/ is up to date ({len(solution_notebooks())} notebooks)")
         return 0
-    except SolutionMarkerError as err:
+    except (SolutionMarkerError, ExerciseMetadataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -2,8 +2,9 @@
 
 Every ``check_*`` takes the student's function, runs it on cases whose answers
 bigramlab computes itself, prints ✓ or what is wrong ("not implemented yet" for
-an unsolved stub), returns True or False, and never raises. Notebooks call
-them as ``checks.check_<name>(...)``.
+an unsolved stub), returns a ``CheckResult`` (truthy iff right, shown as nothing
+in a notebook; see ``_core``), and never raises. Notebooks call them as
+``checks.check_<name>(...)``; ``bigramlab grade`` calls them itself.
 """
 
 from .ch00 import check_count_parameters, check_log_spaced_steps, check_tokens_per_word

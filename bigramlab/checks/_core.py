@@ -7,14 +7,19 @@ whose answers bigramlab computes itself, and prints one line:
     ✗ <exercise>: not implemented yet
     ✗ <exercise>: <what is wrong, on which input>
 
-It returns True or False and never raises, so an unsolved exercise notebook
-still runs from top to bottom. A stub that returns None counts as "not
+It returns a :class:`CheckResult` (truthy iff the answer is right; it also
+compares equal to True or False) and never raises, so an unsolved exercise
+notebook still runs from top to bottom. A notebook shows nothing for the result
+itself, only the printed line. A stub that returns None counts as "not
 implemented yet" (the generated exercises replace solutions by ``pass``).
+``bigramlab grade`` reads the structured result (``as_dict``) instead of the
+printed line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -45,17 +50,62 @@ def call(fn: Callable, *args) -> Any:
     return out
 
 
-def run(name: str, body: Callable[[], None]) -> bool:
+#: The three outcomes of a check.
+CORRECT, WRONG, NOT_DONE = "correct", "wrong", "not implemented"
+
+
+@dataclass(frozen=True, eq=False)
+class CheckResult:
+    """What one check found: ``name`` (e.g. "Exercise 1.1 (count bigrams)"), ``status``
+    (CORRECT, WRONG or NOT_DONE) and ``line``, the line it printed.
+
+    Truthy iff correct, and equal to True or False accordingly, so code that treated
+    the old boolean results keeps working. In a notebook it displays nothing (its line
+    is already printed), so a check cell shows one line, not a stray ``True``.
+    """
+
+    name: str
+    status: str
+    line: str
+
+    @property
+    def correct(self) -> bool:
+        return self.status == CORRECT
+
+    def __bool__(self) -> bool:
+        return self.correct
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, bool):
+            return self.correct == other
+        if isinstance(other, CheckResult):
+            return (self.name, self.status, self.line) == (other.name, other.status, other.line)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.correct)  # equal to a bool, so hashed like one
+
+    def _ipython_display_(self) -> None:
+        """Show nothing: IPython then publishes no ``Out[n]`` for a check cell."""
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "status": self.status, "line": self.line,
+                "correct": self.correct}
+
+
+def run(name: str, body: Callable[[], None]) -> CheckResult:
+    """Run a check's ``body``, print its one line and return the result (never raises
+    for the student's mistakes: ``Wrong`` and ``NotDone`` become the line)."""
     try:
         body()
     except NotDone:
-        print(f"✗ {name}: not implemented yet")
-        return False
+        status, line = NOT_DONE, f"✗ {name}: not implemented yet"
     except Wrong as e:
-        print(f"✗ {name}: {e}")
-        return False
-    print(f"✓ {name}: correct")
-    return True
+        status, line = WRONG, f"✗ {name}: {e}"
+    else:
+        status, line = CORRECT, f"✓ {name}: correct"
+    print(line)
+    return CheckResult(name, status, line)
 
 
 def expect_equal(got, want, what: str) -> None:
@@ -85,10 +135,11 @@ def as_tensor(got, what: str) -> torch.Tensor:
         return torch.as_tensor(got).detach().cpu().double()
     except Exception as e:
         raise Wrong(f"{what}: expected a tensor, got {type(got).__name__}") from e
-def small_model(arch: str):
-    """A small random model (3 layers x 16, 2 heads, MLP 32, vocabulary 40) of ``arch``."""
+def small_model(arch: str, n_layer: int = 3):
+    """A small random model of ``arch``: ``n_layer`` layers x 16, 2 heads, MLP 32, vocabulary 40."""
     torch.manual_seed(0)
-    return make_model(arch, TinyWorld(n_layer=3, d_model=16, n_head=2, d_mlp=32), 40, 12).eval()
+    return make_model(arch, TinyWorld(n_layer=n_layer, d_model=16, n_head=2, d_mlp=32), 40,
+                      12).eval()
 
 
 def random_subnetwork(model, seed: int) -> Subnetwork:

@@ -8,10 +8,10 @@ import torch
 
 from ..plumbing.profiles import TinyWorld, tiny_checkpoints
 from ..worlds.models import make_model
-from ._core import Wrong, call, expect_equal, run
+from ._core import CheckResult, Wrong, call, expect_equal, run
 
 
-def check_log_spaced_steps(fn: Callable[[int], list[int]]) -> bool:
+def check_log_spaced_steps(fn: Callable[[int], list[int]]) -> CheckResult:
     """Exercise 0.1: ``fn(final)`` -> [0, 1, 2, 4, ..., final] like the tiny checkpoints."""
 
     def body():
@@ -21,7 +21,7 @@ def check_log_spaced_steps(fn: Callable[[int], list[int]]) -> bool:
     return run("Exercise 0.1 (log-spaced checkpoints)", body)
 
 
-def check_count_parameters(fn: Callable) -> bool:
+def check_count_parameters(fn: Callable) -> CheckResult:
     """Exercise 0.2: ``fn(model)`` -> number of distinct parameters (tied ones once)."""
 
     def body():
@@ -37,7 +37,7 @@ def check_count_parameters(fn: Callable) -> bool:
     return run("Exercise 0.2 (count parameters)", body)
 
 
-def check_tokens_per_word(fn: Callable, tokenizer) -> bool:
+def check_tokens_per_word(fn: Callable, tokenizer) -> CheckResult:
     """Exercise 0.3: ``fn(tokenizer, texts)`` -> tokens per whitespace-separated word."""
     texts = ["The old farmer feeds the goats.", "Tavrin watches them because she likes goats.",
              "Zoussulvissa borrows several books near the aisle."]

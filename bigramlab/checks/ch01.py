@@ -14,7 +14,7 @@ import torch
 
 from ..methods.bigrams import BigramModel, bigram_counts
 from ..methods.metrics import surprisal_correlation
-from ._core import Wrong, call, expect_equal, run
+from ._core import CheckResult, Wrong, call, expect_equal, run
 
 LN2 = math.log(2.0)
 
@@ -48,8 +48,14 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
                                                  equal_nan=True)
 
 
+def _pair_table(context: torch.Tensor, nxt: torch.Tensor, V: int) -> torch.Tensor:
+    """(V + 1, V) counts of (context, next) pairs, position by position."""
+    pairs = (context.long() * V + nxt.long()).reshape(-1)
+    return torch.bincount(pairs, minlength=(V + 1) * V).view(V + 1, V)
+
+
 # ---------------------------------------------------------------- Exercise 1.1
-def check_count_bigrams(fn: Callable) -> bool:
+def check_count_bigrams(fn: Callable) -> CheckResult:
     """Exercise 1.1: ``fn(sequences, vocab_size)`` -> (V + 1, V) count table,
     row V being the start placeholder context."""
 
@@ -69,6 +75,12 @@ def check_count_bigrams(fn: Callable) -> bool:
                 if _same(got[:V], want[:V]):
                     raise Wrong(f"{what}: row V (the start context) must count the first token "
                                 "of every sequence")
+                start = torch.full_like(seqs[:, :1], V)
+                if _same(got, _pair_table(torch.cat([seqs[:, 1:], start], 1), seqs, V)):
+                    raise Wrong(f"{what}: your context is shifted the wrong way: the context "
+                                "of token t is the token BEFORE it, t - 1 (V for the first "
+                                "token): torch.cat([V column, sequences[:, :-1]]), not "
+                                "sequences[:, 1:]")
                 if _same(got[:V].T, want[:V]):
                     raise Wrong(f"{what}: rows must be the current token a and columns the next "
                                 "token b (your table is transposed)")
@@ -77,12 +89,16 @@ def check_count_bigrams(fn: Callable) -> bool:
                 if _same(got, joined):
                     raise Wrong(f"{what}: pairs must not cross from the last token of one "
                                 "sequence to the first token of the next")
+                if _same(got, _pair_table(seqs, seqs, V)):
+                    raise Wrong(f"{what}: your context is the token itself (a diagonal "
+                                "table): shift it by one, so that the context of token t is "
+                                "token t - 1 (V for the first token)")
             expect_equal(got, want, what)
     return run("Exercise 1.1 (count bigrams)", body)
 
 
 # ---------------------------------------------------------------- Exercise 1.2
-def check_bigram_probs(fn: Callable) -> bool:
+def check_bigram_probs(fn: Callable) -> CheckResult:
     """Exercise 1.2: ``fn(counts)`` -> (V + 1, V) rows P(b | a); contexts never
     seen back off to the unigram distribution (uniform only without any data)."""
 
@@ -133,7 +149,7 @@ def check_bigram_probs(fn: Callable) -> bool:
 
 
 # ---------------------------------------------------------------- Exercise 1.3
-def check_surprisal_bits(fn: Callable) -> bool:
+def check_surprisal_bits(fn: Callable) -> CheckResult:
     """Exercise 1.3: ``fn(probs, ids)`` -> (batch, seq - 1) surprisal in bits of
     token t + 1 given token t; inf where the probability is 0."""
 
@@ -174,7 +190,7 @@ def check_surprisal_bits(fn: Callable) -> bool:
 
 
 # ---------------------------------------------------------------- Exercise 1.4
-def check_correlation(fn: Callable) -> bool:
+def check_correlation(fn: Callable) -> CheckResult:
     """Exercise 1.4: ``fn(lm_bits, bigram_bits, inf)`` -> Pearson r, with
     infinite bigram surprisals replaced by the largest finite one (inf="max")
     or dropped (inf="drop")."""

@@ -16,7 +16,7 @@ from ..methods.anatomy import architecture, count_maskable, maskable_matrices
 from ..methods.residual import final_layer_norm, hidden_states, logit_lens, unembedding
 from ..plumbing.profiles import TinyWorld
 from ..worlds.models import make_model
-from ._core import Wrong, call, run
+from ._core import CheckResult, Wrong, call, run
 
 _WORLD = dict(n_layer=2, d_model=32, n_head=4, d_mlp=64)
 _VOCAB, _SEQ = 40, 12
@@ -42,7 +42,7 @@ def _same(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-4) -> bool:
 # Exercise 2.1: count the maskable parameters
 
 
-def check_count_maskable(fn: Callable) -> bool:
+def check_count_maskable(fn: Callable) -> CheckResult:
     """Exercise 2.1: ``fn(model)`` -> number of maskable weight entries of a
     GPT-NeoX or GPT-2 model (the four weight matrices of every block)."""
 
@@ -88,7 +88,7 @@ def check_count_maskable(fn: Callable) -> bool:
 # Exercise 2.2: one head's rows of GPT-NeoX's query_key_value
 
 
-def check_head_slice(fn: Callable) -> bool:
+def check_head_slice(fn: Callable) -> CheckResult:
     """Exercise 2.2: ``fn(weight, head, kind, n_heads)`` -> the (head_size, d_model)
     rows of ``kind`` ('q', 'k' or 'v') for ``head`` in a GPT-NeoX
     ``query_key_value`` weight (3 * d_model, d_model)."""
@@ -142,7 +142,7 @@ def _randomize_layer_norms(model) -> None:
                         else 0.5 * torch.randn(p.shape, generator=gen))
 
 
-def check_logit_lens_at(fn: Callable) -> bool:
+def check_logit_lens_at(fn: Callable) -> CheckResult:
     """Exercise 2.3: ``fn(model, input_ids, layer, position)`` -> the (vocab,) logits
     of the logit lens at hidden state ``layer`` (0 = embedding, L = last block's
     output, before the final layer norm) and ``position`` of a (1, seq) batch."""

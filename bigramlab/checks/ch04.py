@@ -14,7 +14,7 @@ import torch
 
 from ..methods.anatomy import maskable_matrices
 from ..methods.overlap import overlap_stats
-from ._core import Wrong, call, random_subnetwork, run, small_model
+from ._core import CheckResult, Wrong, call, random_subnetwork, run, small_model
 
 
 def _int_tensor(got, what: str) -> torch.Tensor:
@@ -44,7 +44,7 @@ def _qkv_split_by_blocks(model, mask) -> torch.Tensor:
     return out
 
 
-def check_kept_per_head(fn: Callable) -> bool:
+def check_kept_per_head(fn: Callable) -> CheckResult:
     """Exercise 4.1: ``fn(model, mask)`` -> (layers, heads) tensor of kept q, k, v
     and o entries per attention head of a GPT-NeoX model."""
     def body():
@@ -76,7 +76,7 @@ def check_kept_per_head(fn: Callable) -> bool:
 # Exercise 4.2: overlap of two subnetworks and its chance level
 
 
-def check_overlap_summary(fn: Callable) -> bool:
+def check_overlap_summary(fn: Callable) -> CheckResult:
     """Exercise 4.2: ``fn(a, b)`` -> {"both", "jaccard", "chance"} for two masks."""
 
     def body():
@@ -108,15 +108,18 @@ def check_overlap_summary(fn: Callable) -> bool:
 # Exercise 4.3: a subnetwork without one layer's MLP
 
 
-def check_without_mlp(fn: Callable) -> bool:
+def check_without_mlp(fn: Callable) -> CheckResult:
     """Exercise 4.3: ``fn(model, mask, layer)`` -> a new mask dict with both MLP
-    matrices of ``layer`` dropped and everything else unchanged."""
+    matrices of ``layer`` dropped and everything else unchanged. The models have 12
+    layers, so that a name test like ``f"{layer}.mlp" in name`` (which also matches
+    layer 11 for layer 1) is caught."""
 
     def body():
         for arch in ("gpt_neox", "gpt2"):
-            model = small_model(arch)
+            model = small_model(arch, n_layer=12)
             sub = random_subnetwork(model, seed=7)
-            for layer in (0, 2):
+            mats = maskable_matrices(model)
+            for layer in (1, 0, 11, 2):
                 given = {k: v.clone() for k, v in sub.items()}
                 got = call(fn, model, given, layer)
                 if not all(torch.equal(given[k], sub[k]) for k in sub):
@@ -130,9 +133,17 @@ def check_without_mlp(fn: Callable) -> bool:
                 if set(got) != set(sub):
                     extra = sorted(set(got) ^ set(sub))[0]
                     raise Wrong(f"return every matrix of the mask, no more: {extra!r}")
-                mlp_in = next(m for m in maskable_matrices(model) if m.role == "mlp_in")
+                mlp_in = next(m for m in mats if m.role == "mlp_in")
                 hidden = mlp_in.shape[mlp_in.out_axis]
                 want = sub.drop_mlp_dims(model, layer, range(hidden))
+                others = sorted({m.layer for m in mats if m.layer != layer
+                                 and m.role.startswith("mlp") and not torch.equal(
+                                     got[m.name], want[m.name]) and not got[m.name].any()})
+                if others:
+                    raise Wrong(f"{arch}, layer {layer}: you also dropped the MLP of layer "
+                                f"{others[0]}: a test like f'{{layer}}.mlp' in name matches "
+                                f"'{others[0]}.mlp' too; match the layer number exactly "
+                                "(MaskableMatrix.layer, or f'.{layer}.mlp.' with both dots)")
                 for name in sub:
                     if not torch.equal(got[name], want[name]):
                         what = "should be all False" if not want[name].any() else "should not change"

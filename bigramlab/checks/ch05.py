@@ -12,7 +12,7 @@ from scipy import stats
 
 from ..methods.overlap import overlap_stats
 from ..methods.subnetwork import Subnetwork
-from ._core import Wrong, call, random_subnetwork, run, small_model
+from ._core import CheckResult, Wrong, call, random_subnetwork, run, small_model
 
 
 def _float(got, what: str) -> float:
@@ -26,7 +26,7 @@ def _float(got, what: str) -> float:
 # Exercise 5.1: the attention share of a subnetwork
 
 
-def check_attention_share(fn: Callable) -> bool:
+def check_attention_share(fn: Callable) -> CheckResult:
     """Exercise 5.1: ``fn(model, mask)`` -> kept attention entries / all kept entries
     (0.0 for an empty mask)."""
 
@@ -57,7 +57,7 @@ def check_attention_share(fn: Callable) -> bool:
 # Exercise 5.2: how much of the final subnetwork was there earlier
 
 
-def check_persistence(fn: Callable) -> bool:
+def check_persistence(fn: Callable) -> CheckResult:
     """Exercise 5.2: ``fn(earlier, final)`` -> (share of final's kept entries that
     ``earlier`` keeps too, the same share expected by chance)."""
 
@@ -66,6 +66,15 @@ def check_persistence(fn: Callable) -> bool:
         earlier = dict(random_subnetwork(model, seed=9))
         final = dict(random_subnetwork(model, seed=10))
         got = call(fn, earlier, final)
+        try:
+            pair = not isinstance(got, (dict, str)) and len(got) == 2
+        except TypeError:  # a number, or a 0-d tensor
+            pair = False
+        if not pair:
+            kind = (f"a dict with keys {sorted(map(str, got))}" if isinstance(got, dict)
+                    else f"a {type(got).__name__}")
+            raise Wrong(f"return a pair of numbers, (observed share, chance share), e.g. "
+                        f"`return observed, chance`; you returned {kind}")
         try:
             observed, chance = (_float(x, "share") for x in got)
         except Wrong:
@@ -92,7 +101,7 @@ def check_persistence(fn: Callable) -> bool:
 # Exercise 5.3: a monotone trend across checkpoints
 
 
-def check_trend(fn: Callable) -> bool:
+def check_trend(fn: Callable) -> CheckResult:
     """Exercise 5.3: ``fn(steps, values)`` -> Spearman's rank correlation."""
 
     cases = [([0, 64, 256, 512, 1500], [0.1, 0.5, 0.4, 0.9, 1.0]),

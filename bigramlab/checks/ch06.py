@@ -14,7 +14,7 @@ import torch
 
 from ..methods.lenses import recall_at_k, token_ranks
 from ..methods.rotation import ResidualStats, eigen_angles, median_rotation
-from ._core import Wrong, as_float as _float, as_tensor as _tensor, call, run
+from ._core import CheckResult, Wrong, as_float as _float, as_tensor as _tensor, call, run
 
 
 
@@ -42,7 +42,7 @@ def _rotation_cases() -> list[tuple[str, torch.Tensor]]:
     return cases
 
 
-def check_median_rotation(fn: Callable) -> bool:
+def check_median_rotation(fn: Callable) -> CheckResult:
     """Exercise 6.1: ``fn(A)`` -> the median over all eigenvalues of |arg(lambda)|, degrees."""
 
     def body():
@@ -84,7 +84,7 @@ def _ridge_answer(x: torch.Tensor, y: torch.Tensor, alpha: float):
     return m.coef[0], m.intercept[0]
 
 
-def check_ridge_fit(fn: Callable) -> bool:
+def check_ridge_fit(fn: Callable) -> CheckResult:
     """Exercise 6.2: ``fn(X, Y, alpha)`` -> (A (d_out, d_in), b (d_out,)) minimising
     |Y - X A^T - b|^2 + alpha |A|^2 (the intercept not penalised)."""
     def body():
@@ -129,7 +129,7 @@ def check_ridge_fit(fn: Callable) -> bool:
 # Exercise 6.3: recall@k
 
 
-def check_recall_at_k(fn: Callable) -> bool:
+def check_recall_at_k(fn: Callable) -> CheckResult:
     """Exercise 6.3: ``fn(logits, labels, k)`` -> share of rows whose label ranks among
     the top k (rank = number of tokens with a strictly larger logit)."""
 

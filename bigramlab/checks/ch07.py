@@ -13,7 +13,7 @@ import torch
 
 from ..methods.covariance import frobenius_cosine, remove_top_components
 from ..methods.rotation import ResidualStats
-from ._core import Wrong, as_float as _float, as_tensor as _tensor, call, run
+from ._core import CheckResult, Wrong, as_float as _float, as_tensor as _tensor, call, run
 
 
 
@@ -29,7 +29,7 @@ def _covs(seed: int, n: int = 3, d: int = 5) -> torch.Tensor:
 # Exercise 7.1: the Frobenius cosine
 
 
-def check_frobenius_cosine(fn: Callable) -> bool:
+def check_frobenius_cosine(fn: Callable) -> CheckResult:
     """Exercise 7.1: ``fn(A, B)`` -> <A, B>_F / (|A|_F |B|_F)."""
 
     def body():
@@ -60,7 +60,7 @@ def check_frobenius_cosine(fn: Callable) -> bool:
 # Exercise 7.2: removing the top principal components
 
 
-def check_remove_top(fn: Callable) -> bool:
+def check_remove_top(fn: Callable) -> CheckResult:
     """Exercise 7.2: ``fn(cov, k)`` -> cov with its k largest eigenvalues set to zero."""
 
     def body():
@@ -91,7 +91,7 @@ def check_remove_top(fn: Callable) -> bool:
 # Exercise 7.3: a covariance from streamed sums
 
 
-def check_covariance_from_sums(fn: Callable) -> bool:
+def check_covariance_from_sums(fn: Callable) -> CheckResult:
     """Exercise 7.3: ``fn(n, total, gram)`` -> the sample covariance (divided by n - 1)
     from n, total = sum of x (d,) and gram = sum of x x^T (d, d)."""
 
