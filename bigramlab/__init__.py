@@ -26,7 +26,8 @@ layers above it in this list (``tests/test_layers.py`` checks it):
   estimate announced before a long training; a T4's cost from a config),
   ``world_report`` (Chapter 0's tables).
 - on top: ``display`` (tables and plots), ``checks`` (exercise checks, one
-  module per chapter), ``cli`` (``bigramlab info`` / ``bigramlab build``).
+  module per chapter), ``grade`` (grading students' notebooks with those
+  checks), ``cli`` (``bigramlab info`` / ``build`` / ``grade``).
 
 The entry points below accept a profile's name (or None: ``$BIGRAMLAB_PROFILE``,
 else automatic) and resolve it once; everything beneath them takes a Profile.
