@@ -17,5 +17,6 @@ from .subnetworks import (TARGETS, evaluate_subnetwork, mask_config, mask_key,
                           reference_subnetwork, train_subnetwork)
 from .world_report import compare_worlds, evaluate_world
 
-__all__ = ["bigram_model", "ablation", "optimal_sweep", "TARGETS", "evaluate_subnetwork", "mask_config", "mask_key",
-           "reference_subnetwork", "train_subnetwork", "compare_worlds", "evaluate_world"]
+__all__ = ["bigram_model", "ablation", "optimal_sweep", "TARGETS", "evaluate_subnetwork",
+           "mask_config", "mask_key", "reference_subnetwork", "train_subnetwork", "compare_worlds",
+           "evaluate_world"]

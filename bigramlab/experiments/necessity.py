@@ -45,8 +45,7 @@ def ablation(profile: Profile, subnetwork: Subnetwork, seed: int = 0,
     check_int("seed", seed, 0, where="ablation: ", why="fixes the random control's places")
     model, _ = _loaded(p, checkpoint or p.final_checkpoint)
     conditions = ablation_conditions(subnetwork, model, seed)
-    bits = condition_surprisals(model, conditions, load_corpus(p, "eval"), batch_size=p.batch_size,
-                                progress=progress)
+    bits = condition_surprisals(model, conditions, load_corpus(p, "eval"), progress=progress)
     summary = {name: surprisal_summary(b) | {"kept": conditions[name].count(),
                                              "share": conditions[name].share(model)}
                for name, b in bits.items()}
@@ -71,12 +70,12 @@ def optimal_sweep(profile: Profile, lams: Iterable[float], checkpoint: str | Non
     checkpoint = checkpoint or p.final_checkpoint
     model, bigram = _loaded(p, checkpoint)
     ev = load_corpus(p, "eval")
-    s_full = condition_surprisals(model, {"full": None}, ev, p.batch_size)["full"]
+    s_full = condition_surprisals(model, {"full": None}, ev)["full"]
     s_bigram = _bigram_surprisal(p.key(), p, bigram.device)
     rows = []
     for lam in lams:
         res = train_subnetwork(p, lam, checkpoint, target="full", progress=progress, **changes)
-        s = condition_surprisals(model, {"optimal": res.mask}, ev, p.batch_size)["optimal"]
+        s = condition_surprisals(model, {"optimal": res.mask}, ev)["optimal"]
         rows.append({"lam": float(lam), "steps": res.steps, "kept": res.mask.count(),
                      "share": res.mask.share(model), "ce_lm": cross_entropy_nats(s),
                      "r_full": surprisal_correlation(s, s_full, inf="max"),
