@@ -2,6 +2,7 @@
 
     python benchmarks/bench_overlap.py            # full run (a few minutes on CPU)
     python benchmarks/bench_overlap.py --quick    # smoke run
+    python benchmarks/bench_overlap.py --part 2        # the row-shuffle null only
     python benchmarks/bench_overlap.py --device cuda   # the row-shuffle null on a GPU
 
 Part 1, uniform placement. Side by side in one process, on the same pair of masks:
@@ -129,6 +130,7 @@ def bench_rows(label: str, cfg: TinyWorld, timed: int | None, device: str) -> No
     actual = (a & b).count()
     t0 = time.perf_counter()
     null = row_shuffle_null(a, b, model)
+    t_exact = time.perf_counter() - t0
     ours = row_shuffle_samples(a, b, model, N_SHUFFLES, seed=0, device=device)
     p_ours = float((ours >= actual).double().mean())
     if device == "cuda":
@@ -140,7 +142,8 @@ def bench_rows(label: str, cfg: TinyWorld, timed: int | None, device: str) -> No
     t_ref = (time.perf_counter() - t0) * N_SHUFFLES / n_ref
     uniform = chance_overlap(a, b).mean
     print(f"{label}: {a.count():,} and {b.count():,} kept of {null.entries:,}; overlap {actual:,}")
-    print(f"  ours ({device}): {t_ours:8.2f} s  exact mean {null.mean:,.1f}, sd {null.sd:.1f}; "
+    print(f"  ours ({device}): {t_ours:8.2f} s  exact mean {null.mean:,.1f}, sd {null.sd:.1f} "
+          f"({t_exact * 1e3:.0f} ms); "
           f"{N_SHUFFLES:,} vectorised shuffles: mean {float(ours.double().mean()):,.1f}, "
           f"sd {float(ours.double().std()):.1f}, p {p_ours:.4f}")
     scaled = "" if n_ref == N_SHUFFLES else f" (scaled from {n_ref} samples)"
@@ -155,11 +158,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer timed shuffles")
     parser.add_argument("--device", default="cpu", help="where the row shuffles run")
+    parser.add_argument("--part", choices=["1", "2", "all"], default="all",
+                        help="1: uniform placement; 2: the row-shuffle null")
     args = parser.parse_args()
     torch.manual_seed(0)
-    print("part 1: uniform placement, exact against shuffles")
-    bench("tiny LM shape (4 x 64, MLP 256)", shapes(4, 64, 256), 50 if args.quick else 500)
-    bench("Pythia-70m shape (6 x 512, MLP 2048)", shapes(6, 512, 2048), 3 if args.quick else 100)
+    if args.part in ("1", "all"):
+        print("part 1: uniform placement, exact against shuffles")
+        bench("tiny LM shape (4 x 64, MLP 256)", shapes(4, 64, 256), 50 if args.quick else 500)
+        bench("Pythia-70m shape (6 x 512, MLP 2048)", shapes(6, 512, 2048),
+              3 if args.quick else 100)
+    if args.part == "1":
+        return
     print("part 2: the paper's row-shuffle null, ours against the paper's loop")
     bench_rows("tiny LM shape (4 x 64, MLP 256)", TinyWorld(n_layer=4, d_model=64, n_head=4,
                                                             d_mlp=256),

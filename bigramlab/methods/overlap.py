@@ -261,10 +261,10 @@ def row_shuffle_samples(a, b, model, n_samples: int = 10_000, seed: int = 0,
                         device=None) -> torch.Tensor:
     """Overlaps (entries, int64, on the CPU) of ``n_samples`` row shuffles of every block
     of ``a`` and ``b``, the paper's Monte-Carlo null, drawn vectorised on ``device``
-    (default: the CPU): per block, C = A B^T over the rows that keep anything, and
-    for all samples at once a uniform permutation per sample (the argsort of
-    float64 random keys) picks C[i, pi(i)]. Seeded: the same seed gives the same
-    samples on one device."""
+    (default: the CPU): per block, C = A B^T between the rows of A that keep
+    anything and all rows of B, and for all samples at once a uniform permutation
+    per sample (the argsort of float64 random keys) picks C[i, pi(i)]. Seeded: the
+    same seed gives the same samples on one device."""
     check_int("n_samples", n_samples, 1, where="row_shuffle_samples: ")
     check_int("seed", seed, 0, where="row_shuffle_samples: ")
     device = torch.device(device or "cpu")
@@ -272,22 +272,19 @@ def row_shuffle_samples(a, b, model, n_samples: int = 10_000, seed: int = 0,
     total = torch.zeros(n_samples, dtype=torch.int64, device=device)
     for xa, xb in _pairs(a, b, model):
         xa, xb = xa.to(device), xb.to(device)
-        ia, ib = xa.any(1).nonzero().squeeze(1), xb.any(1).nonzero().squeeze(1)
-        if not len(ia) or not len(ib):
+        ia = xa.any(1).nonzero().squeeze(1)
+        if not len(ia) or not bool(xb.any()):
             continue  # nothing can overlap in this block
-        n, q = xa.shape[0], len(ib)
-        # C over kept rows (exact in float32: entries are counts of 0/1 products), plus a
-        # zero column that every row of B without kept entries maps to
-        c = torch.zeros(len(ia), q + 1, dtype=torch.int64, device=device)
-        c[:, :q] = (xa[ia].float() @ xb[ib].float().T).round().long()
-        col = torch.full((n,), q, dtype=torch.int64, device=device)
-        col[ib] = torch.arange(q, device=device)
-        base = torch.arange(len(ia), device=device) * (q + 1)
+        n = xa.shape[0]
+        # exact in float32: the entries are counts of 0/1 products, far below 2^24
+        c = (xa[ia].float() @ xb.float().T).round().to(torch.int32)  # (kept rows of A, n)
+        base = torch.arange(len(ia), device=device) * n
         chunk = max(1, (1 << 22) // n)
         for s0 in range(0, n_samples, chunk):
             cs = min(chunk, n_samples - s0)
             perm = torch.rand(cs, n, generator=g, device=device, dtype=torch.float64).argsort(1)
-            total[s0:s0 + cs] += c.view(-1)[base + col[perm[:, ia]]].sum(1)
+            rows = perm if len(ia) == n else perm[:, ia]
+            total[s0:s0 + cs] += c.view(-1)[rows + base].sum(1, dtype=torch.int64)
     return total.cpu()
 
 
