@@ -15,16 +15,19 @@ layers above it in this list (``tests/test_layers.py`` checks it):
   architecture keeps its parts), ``anatomy`` (maskable weights, head layout),
   ``residual`` (the residual stream), ``batching``, ``masks`` (the one way
   weights are masked), ``targets`` / ``sparsify_config`` / ``sparsify``
-  (continuous sparsification), ``subnetwork`` (masks as values), ``overlap``.
+  (continuous sparsification), ``subnetwork`` (masks as values), ``overlap``
+  (and its two chance levels), ``rotation`` / ``lenses`` / ``covariance`` (the
+  residual stream's geometry), ``ablation`` (the five conditions),
+  ``generation`` (one sampler for bigram and LM text).
 - ``worlds``: where a profile's model, tokenizer and corpus come from, behind
   one dispatch (``loading``): ``hub`` (the Hugging Face Hub) and ``tiny``
   (the offline world: ``lexicon``, ``grammar``, ``pretrain``, ``build``), with
   ``tokens`` and ``models`` shared by both.
 - ``experiments``: per-profile, cached orchestration the chapters run:
   ``bigram`` / ``trigram`` (a profile's bigram / trigram model),
-  ``subnetworks`` (train, evaluate, reference), ``plan`` (the measured
-  estimate announced before a long training; a T4's cost from a config),
-  ``world_report`` (Chapter 0's tables).
+  ``subnetworks`` (train, evaluate, reference), ``necessity`` (ablation,
+  optimal sweep), ``plan`` (the measured estimate announced before a long
+  training; a T4's cost from a config), ``world_report`` (Chapter 0's tables).
 - on top: ``display`` (tables and plots), ``checks`` (exercise checks, one
   module per chapter), ``grade`` (grading students' notebooks with those
   checks), ``cli`` (``bigramlab info`` / ``build`` / ``grade``).

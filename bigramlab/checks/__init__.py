@@ -17,6 +17,8 @@ from .ch04 import check_kept_per_head, check_overlap_summary, check_without_mlp
 from .ch05 import check_attention_share, check_persistence, check_trend
 from .ch06 import check_median_rotation, check_recall_at_k, check_ridge_fit
 from .ch07 import check_covariance_from_sums, check_frobenius_cosine, check_remove_top
+from .ch08 import (check_five_conditions, check_overlap_row, check_row_shuffle_mean,
+                   check_tempered)
 
 __all__ = ["check_count_parameters", "check_log_spaced_steps", "check_tokens_per_word"]
 __all__ += ["check_count_bigrams", "check_bigram_probs", "check_surprisal_bits",
@@ -28,3 +30,5 @@ __all__ += ["check_kept_per_head", "check_overlap_summary", "check_without_mlp"]
 __all__ += ["check_attention_share", "check_persistence", "check_trend"]
 __all__ += ["check_median_rotation", "check_ridge_fit", "check_recall_at_k"]
 __all__ += ["check_frobenius_cosine", "check_remove_top", "check_covariance_from_sums"]
+__all__ += ["check_five_conditions", "check_tempered", "check_overlap_row",
+            "check_row_shuffle_mean"]

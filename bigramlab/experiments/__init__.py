@@ -5,6 +5,8 @@
 - ``subnetworks``: train a profile's subnetwork at a checkpoint (cached),
   evaluate it against the bigram or the trigram model, and the reference mask
   to compare with (Chapters 3-5, 9);
+- ``necessity``: the five ablation conditions of a subnetwork and the
+  optimal-subnetwork sweep (Chapter 8);
 - ``world_report``: Chapter 0's tables on the tiny world.
 
 Every function takes a ``Profile``. These import ``plumbing``, ``methods`` and
@@ -12,11 +14,12 @@ Every function takes a ``Profile``. These import ``plumbing``, ``methods`` and
 """
 
 from .bigram import bigram_model
+from .necessity import ablation, optimal_sweep
 from .subnetworks import (TARGETS, evaluate_subnetwork, evaluate_trigram, mask_config, mask_key,
                           reference_subnetwork, train_subnetwork)
 from .trigram import trigram_model
 from .world_report import compare_worlds, evaluate_world
 
-__all__ = ["bigram_model", "trigram_model", "TARGETS", "evaluate_subnetwork", "evaluate_trigram",
-           "mask_config", "mask_key", "reference_subnetwork", "train_subnetwork",
+__all__ = ["bigram_model", "trigram_model", "ablation", "optimal_sweep", "TARGETS",
+           "evaluate_subnetwork", "evaluate_trigram", "mask_config", "mask_key", "reference_subnetwork", "train_subnetwork",
            "compare_worlds", "evaluate_world"]

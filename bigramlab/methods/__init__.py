@@ -14,12 +14,17 @@ touches the cache or the network. In the order the chapters teach them:
 - ``masks`` (Ch. 3): the one way weights are masked, and soft masks;
 - ``targets``, ``sparsify_config``, ``sparsify`` (Ch. 3): continuous sparsification;
 - ``subnetwork`` (Ch. 3-5): binary masks as values (apply, count, edit, files);
-- ``overlap`` (Ch. 4): the overlap of two masks and its exact chance level;
+- ``overlap`` (Ch. 4, 8): the overlap of two masks and its exact chance level
+  under uniform placement and under the paper's row-shuffle null;
 - ``rotation`` (Ch. 6): ridge maps across the residual stream from streamed
   sufficient statistics, and how far each map rotates;
 - ``lenses`` (Ch. 2, 6): output lens, input lens and the logit lens;
 - ``covariance`` (Ch. 7): layer-to-layer similarity of the residual stream's
   covariance;
 - ``trigrams`` (Ch. 9): the trigram model with back-off to the bigram model, on
-  the same engine and row store, and its cross-entropy (the trigram target).
+  the same engine and row store, and its cross-entropy (the trigram target);
+- ``ablation`` (Ch. 8): the five ablation conditions and their surprisals, and
+  the paper's rule for the optimal subnetwork to compare;
+- ``generation`` (Ch. 1, 8): one temperature sampler for the bigram model and
+  any (masked) causal LM.
 """

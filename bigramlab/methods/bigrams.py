@@ -40,6 +40,7 @@ from typing import Iterable
 import torch
 
 from ..plumbing.inputs import check_token_ids
+from .generation import sample_tokens
 from .ngrams import DENSE_COUNTS_MAX, DENSE_MAX_ENTRIES, FLUSH_PAIRS, NgramCounts, count_ngrams
 from .rowstore import RowStore
 from .sparse_ce import chunked_cross_entropy
@@ -301,33 +302,22 @@ def bigram_generate(bigram: BigramModel, prompt: torch.Tensor | None = None,
     same); ``0`` means greedy (the most probable token, ties to the lowest id).
     ``generator``: a seeded ``torch.Generator`` makes the sample reproducible;
     sampling happens on the generator's device (CPU by default), so a seed
-    gives the same text whatever device the bigram model lives on.
+    gives the same text whatever device the bigram model lives on. The loop is
+    ``generation.sample_tokens``, the same one that samples a language model's text.
     """
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    sample_device = generator.device if generator is not None else torch.device("cpu")
-    if prompt is None:
-        prompt = torch.zeros(n, 0, dtype=torch.int64)
-    ids = bigram._ids(prompt, bigram.vocab_size).cpu()
+    ids = bigram._ids(torch.zeros(n, 0, dtype=torch.int64) if prompt is None else prompt,
+                      bigram.vocab_size).cpu()
     one_d = ids.dim() == 1
     if one_d:
         ids = ids.unsqueeze(0)
     if ids.dim() != 2:
         raise ValueError(f"prompt must be (seq,) or (batch, seq), got {tuple(ids.shape)}")
-    out = [ids]
-    last = ids[:, -1] if ids.shape[1] else torch.full((ids.shape[0],), bigram.start_id)
-    for _ in range(max_new_tokens):
-        p = bigram.next_token_probs(last.to(bigram.device)).to(sample_device, torch.float64)
-        if temperature == 0:
-            # A stable sort puts the lowest id first among equal maxima.
-            nxt = torch.sort(p, dim=1, descending=True, stable=True).indices[:, 0]
-        else:
-            if temperature != 1:
-                p = p.pow(1.0 / temperature)
-            nxt = torch.multinomial(p, 1, generator=generator).squeeze(1)
-        last = nxt.cpu()
-        out.append(last.unsqueeze(1))
-    result = torch.cat(out, dim=1)
+    start = torch.full((ids.shape[0],), bigram.start_id)
+
+    def step(new: torch.Tensor) -> torch.Tensor:  # P(. | the last token), or | start
+        last = new[:, -1] if new.shape[1] else start
+        return bigram.next_token_probs(last.to(bigram.device))
+
+    result = sample_tokens(step, ids, max_new_tokens, temperature=temperature,
+                           generator=generator)
     return result.squeeze(0) if one_d else result

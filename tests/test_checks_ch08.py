@@ -1,0 +1,194 @@
+"""Chapter 8 exercise checks: they pass right answers (written here independently
+of bigramlab), say "not implemented yet" for stubs, name the problem in
+plausible wrong answers, and never raise."""
+
+import torch
+
+from bigramlab import checks
+from tests.check_contract import contract_tests
+
+
+# ------------------------------------------------------------ right answers
+def five_conditions(mask, seed, random="per_matrix", minus_random="complement",
+                    minus_sub="complement", in_place=False):
+    g = torch.Generator().manual_seed(seed)
+    if random == "per_matrix":
+        rand = {}
+        for name, m in mask.items():
+            flat = m.flatten() if in_place else m.flatten().clone()
+            if in_place:  # a shuffle written back into the caller's tensor
+                m.view(-1)[:] = flat[torch.randperm(flat.numel(), generator=g)]
+                rand[name] = m.clone()
+            else:
+                rand[name] = flat[torch.randperm(flat.numel(), generator=g)].view(m.shape)
+    elif random == "whole_model":
+        names = list(mask)
+        flat = torch.cat([mask[n].flatten() for n in names])
+        flat = flat[torch.randperm(flat.numel(), generator=g)]
+        rand = dict(zip(names, [p.view(mask[n].shape) for n, p in
+                                zip(names, flat.split([mask[n].numel() for n in names]))]))
+    elif random == "bernoulli":
+        rand = {n: torch.rand(m.shape, generator=g) < m.float().mean() for n, m in mask.items()}
+    else:  # "same": the mask itself
+        rand = {n: m.clone() for n, m in mask.items()}
+    out = {"full": {n: torch.ones_like(m) for n, m in mask.items()},
+           "subnetwork": {n: m.clone() for n, m in mask.items()}, "random": rand}
+    out["minus_subnetwork"] = {n: (~m if minus_sub == "complement" else m.clone())
+                               for n, m in mask.items()}
+    if minus_random == "complement":
+        out["minus_random"] = {n: ~r for n, r in rand.items()}
+    elif minus_random == "keep":
+        out["minus_random"] = {n: r.clone() for n, r in rand.items()}
+    else:  # "subnetwork": the subnetwork removed again
+        out["minus_random"] = {n: ~m for n, m in mask.items()}
+    return out
+
+
+def tempered(probs, T, power="inverse", normalize=True, greedy=True):
+    p = torch.as_tensor(probs, dtype=torch.float64)
+    if T == 0:
+        if not greedy:
+            return p ** (1 / T)  # ZeroDivisionError
+        out = torch.zeros_like(p)
+        out[torch.arange(len(p)), p.argmax(1)] = 1.0  # argmax: the first maximum
+        return out
+    w = p ** (1 / T if power == "inverse" else T)
+    return w / w.sum(1, keepdim=True) if normalize else w
+
+
+def overlap_row(a, b, overlap="all", expected="per_matrix", contained="a"):
+    both = sum(int((a[k] & b[k]).sum()) for k in a)
+    n = sum(m.numel() for m in a.values())
+    ka, kb = sum(int(m.sum()) for m in a.values()), sum(int(m.sum()) for m in b.values())
+    if expected == "per_matrix":
+        exp = sum(int(a[k].sum()) * int(b[k].sum()) / a[k].numel() for k in a) / n
+    else:
+        exp = ka * kb / n / n
+    ov = {"all": both / n, "either": both / (ka + kb - both), "count": both}[overlap]
+    return {"overlap": ov, "expected": exp, "x_chance": (both / n) / exp,
+            "contained": both / (ka if contained == "a" else kb)}
+
+
+def row_shuffle_mean(blocks_a, blocks_b, axis=0, divide=True):
+    total = 0.0
+    for name, x in blocks_a.items():
+        y = blocks_b[name]
+        s = float(x.sum(axis).double() @ y.sum(axis).double())
+        total += s / x.shape[axis] if divide else s
+    return total
+
+
+# ------------------------------------------------------------ wrong answers
+def conditions_random_over_the_model(mask, seed):
+    return five_conditions(mask, seed, random="whole_model")
+
+
+def conditions_random_bernoulli(mask, seed):
+    return five_conditions(mask, seed, random="bernoulli")
+
+
+def conditions_random_is_the_mask(mask, seed):
+    return five_conditions(mask, seed, random="same")
+
+
+def conditions_minus_random_keeps_random(mask, seed):
+    return five_conditions(mask, seed, minus_random="keep")
+
+
+def conditions_minus_random_is_minus_subnetwork(mask, seed):
+    return five_conditions(mask, seed, minus_random="subnetwork")
+
+
+def conditions_minus_subnetwork_keeps_it(mask, seed):
+    return five_conditions(mask, seed, minus_sub="keep")
+
+
+def conditions_shuffled_in_place(mask, seed):
+    return five_conditions(mask, seed, in_place=True)
+
+
+def tempered_power_t(probs, T):
+    return tempered(probs, T, power="T")
+
+
+def tempered_not_normalised(probs, T):
+    return tempered(probs, T, normalize=False)
+
+
+def tempered_softmax_of_probs(probs, T):
+    if T == 0:
+        return tempered(probs, 0)
+    return torch.softmax(torch.as_tensor(probs) / T, -1)
+
+
+def tempered_no_greedy(probs, T):
+    return tempered(probs, T, greedy=False)
+
+
+def tempered_greedy_last_tie(probs, T):
+    if T == 0:
+        p = torch.as_tensor(probs, dtype=torch.float64)
+        idx = p.shape[1] - 1 - p.flip(1).argmax(1)  # the last maximum
+        return torch.zeros_like(p).scatter_(1, idx[:, None], 1.0)
+    return tempered(probs, T)
+
+
+def overlap_jaccard(a, b):
+    return overlap_row(a, b, overlap="either")
+
+
+def overlap_count(a, b):
+    return overlap_row(a, b, overlap="count")
+
+
+def overlap_pooled(a, b):
+    return overlap_row(a, b, expected="pooled")
+
+
+def overlap_contained_in_b(a, b):
+    return overlap_row(a, b, contained="b")
+
+
+def row_mean_uniform(blocks_a, blocks_b):
+    return sum(int(x.sum()) * int(blocks_b[n].sum()) / x.numel() for n, x in blocks_a.items())
+
+
+def row_mean_columns_shuffled(blocks_a, blocks_b):
+    return row_shuffle_mean(blocks_a, blocks_b, axis=1)
+
+
+def row_mean_undivided(blocks_a, blocks_b):
+    return row_shuffle_mean(blocks_a, blocks_b, divide=False)
+
+
+CHECKS = {
+    "conditions": (checks.check_five_conditions, five_conditions),
+    "tempered": (checks.check_tempered, tempered),
+    "overlap": (checks.check_overlap_row, overlap_row),
+    "row_mean": (checks.check_row_shuffle_mean, row_shuffle_mean),
+}
+
+WRONG = [
+    ("conditions", conditions_random_over_the_model, "count in every matrix"),
+    ("conditions", conditions_random_bernoulli, "count in every matrix"),
+    ("conditions", conditions_random_is_the_mask, "the subnetwork itself"),
+    ("conditions", conditions_minus_random_keeps_random, "drops as many as the subnetwork"),
+    ("conditions", conditions_minus_random_is_minus_subnetwork, "removed the subnetwork itself"),
+    ("conditions", conditions_minus_subnetwork_keeps_it, "exactly what the subnetwork drops"),
+    ("conditions", conditions_shuffled_in_place, "changed the mask you were given"),
+    ("tempered", tempered_power_t, "power 1/T, not T"),
+    ("tempered", tempered_not_normalised, "renormalise"),
+    ("tempered", tempered_softmax_of_probs, "treats probabilities as logits"),
+    ("tempered", tempered_no_greedy, "T = 0 means greedy"),
+    ("tempered", tempered_greedy_last_tie, "lower id"),
+    ("overlap", overlap_jaccard, "not by the entries either mask keeps"),
+    ("overlap", overlap_count, "share of all mask entries"),
+    ("overlap", overlap_pooled, "within each matrix"),
+    ("overlap", overlap_contained_in_b, "divide by |a|"),
+    ("row_mean", row_mean_uniform, "uniform placement"),
+    ("row_mean", row_mean_columns_shuffled, "shuffles columns"),
+    ("row_mean", row_mean_undivided, "divide each block's sum"),
+]
+
+
+test_right_stub_and_crash, test_wrong_answers_are_named = contract_tests(CHECKS, WRONG)
