@@ -16,6 +16,8 @@ from .ch04 import check_kept_per_head, check_overlap_summary, check_without_mlp
 from .ch05 import check_attention_share, check_persistence, check_trend
 from .ch06 import check_median_rotation, check_recall_at_k, check_ridge_fit
 from .ch07 import check_covariance_from_sums, check_frobenius_cosine, check_remove_top
+from .ch09 import (check_greedy_add_back, check_trigram_cross_entropy, check_trigram_next_probs,
+                   check_with_head)
 
 __all__ = ["check_count_parameters", "check_log_spaced_steps", "check_tokens_per_word"]
 __all__ += ["check_count_bigrams", "check_bigram_probs", "check_surprisal_bits",
@@ -27,3 +29,5 @@ __all__ += ["check_kept_per_head", "check_overlap_summary", "check_without_mlp"]
 __all__ += ["check_attention_share", "check_persistence", "check_trend"]
 __all__ += ["check_median_rotation", "check_ridge_fit", "check_recall_at_k"]
 __all__ += ["check_frobenius_cosine", "check_remove_top", "check_covariance_from_sums"]
+__all__ += ["check_trigram_next_probs", "check_trigram_cross_entropy", "check_with_head",
+            "check_greedy_add_back"]
