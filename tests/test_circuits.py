@@ -171,7 +171,12 @@ def test_greedy_add_back_matches_the_naive_loop(s0, seeds, ws, max_steps):
     assert [(s["added"], pytest.approx(s["score"])) for s in got] == \
         [(n, pytest.approx(v)) for n, v in want]
     current = flat_set(start)
+    assert got[0]["tried"] == {}
     for s in got[1:]:
+        assert s["added"] in s["tried"] and s["score"] == min(s["tried"].values())
+        assert all(flat_set(parts[n]) - current for n in s["tried"])  # only parts adding something
+        for n, v in s["tried"].items():
+            assert v == pytest.approx(score_sets(current | flat_set(parts[n])))
         new = flat_set(parts[s["added"]]) - current
         current |= new
         assert s["new"] == len(new) and s["kept"] == len(current)

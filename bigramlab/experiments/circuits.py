@@ -160,7 +160,8 @@ def add_back(profile: Profile, start: Subnetwork, parts: Mapping[str, Subnetwork
     ``n_search`` eval sequences (None: all of them). Every step of the path is then
     measured on the whole eval split (:func:`measure`). Returns one dict per step,
     the start first: ``step``, ``added``, ``new`` (entries it added), the measures,
-    ``search_ce`` (the score it was chosen by), ``gap_closed`` (of the eval
+    ``search_ce`` (the score it was chosen by), ``tried`` (name -> search cross-entropy
+    of every part tried at that step; step 1's: each part added alone), ``gap_closed`` (of the eval
     cross-entropy gap from ``start`` to the full model) and ``subnetwork``."""
     p = require_profile(profile)
     check_type("start", start, Subnetwork, "pass the bigram subnetwork's .mask",
@@ -182,6 +183,6 @@ def add_back(profile: Profile, start: Subnetwork, parts: Mapping[str, Subnetwork
     for s in path:
         m = measured[str(s["step"])]
         rows.append({"step": s["step"], "added": s["added"], "new": s["new"], **m,
-                     "search_ce": s["score"], "gap_closed": gap_closed(m["ce_lm"], ce0, ce_full),
+                     "search_ce": s["score"], "tried": s["tried"], "gap_closed": gap_closed(m["ce_lm"], ce0, ce_full),
                      "subnetwork": s["subnetwork"]})
     return rows

@@ -96,25 +96,27 @@ def greedy_add_back(start: Subnetwork, parts: Mapping[str, Subnetwork],
 
     Returns one dict per step, the start first: ``step`` (0 for the start),
     ``added`` (the part's name; None for the start), ``new`` (entries it
-    added), ``kept`` (entries kept after the step), ``score`` and
-    ``subnetwork`` (the subnetwork after the step). ``score`` is called once
-    for the start and once per part tried: at most 1 + P + (P - 1) + ... times."""
+    added), ``kept`` (entries kept after the step), ``score``, ``tried``
+    (name -> score of every part tried at this step, so step 1's is each part
+    added alone to the start; empty for the start) and ``subnetwork`` (the
+    subnetwork after the step). ``score`` is called once for the start and once
+    per part tried: at most 1 + P + (P - 1) + ... times."""
     if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 0):
         raise ValueError(f"greedy_add_back: max_steps must be a non-negative int or None, "
                          f"got {max_steps!r}")
     current = start
     steps = [{"step": 0, "added": None, "new": 0, "kept": start.count(),
-              "score": float(score(start)), "subnetwork": start}]
+              "score": float(score(start)), "tried": {}, "subnetwork": start}]
     remaining = list(parts)
     while remaining and (max_steps is None or len(steps) <= max_steps):
-        best = None
+        best, tried = None, {}
         for name in list(remaining):
             candidate = current | parts[name]
             new = candidate.count() - current.count()
             if new == 0:
                 remaining.remove(name)
                 continue
-            s = float(score(candidate))
+            s = tried[name] = float(score(candidate))
             if best is None or s < best[0]:
                 best = (s, name, candidate, new)
         if best is None:
@@ -122,7 +124,7 @@ def greedy_add_back(start: Subnetwork, parts: Mapping[str, Subnetwork],
         s, name, current, new = best
         remaining.remove(name)
         steps.append({"step": len(steps), "added": name, "new": new, "kept": current.count(),
-                      "score": s, "subnetwork": current})
+                      "score": s, "tried": tried, "subnetwork": current})
     return steps
 
 
