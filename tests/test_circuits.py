@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bigramlab.methods.anatomy import maskable_matrices
-from bigramlab.methods.circuits import (cumulative, extra_part, gap_closed, greedy_add_back,
-                                        head_part, mlp_part, model_parts)
+from bigramlab.methods.circuits import (ATTENTION, cumulative, extra_part, gap_closed,
+                                        greedy_add_back, head_part, kinds_part, mlp_part,
+                                        model_parts)
 from bigramlab.methods.subnetwork import Subnetwork
 from bigramlab.plumbing.profiles import TinyWorld
 from bigramlab.worlds.models import make_model
@@ -82,6 +83,24 @@ def test_model_parts_are_disjoint_and_make_the_full_model(arch):
         union = union | part
     assert union == Subnetwork.full(model)
     assert sum(p.count() for p in parts.values()) == Subnetwork.full(model).count()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_kinds_part_is_the_union_of_its_parts(arch):
+    model = MODELS[arch]
+    heads = Subnetwork.empty(model)
+    for layer, head in itertools.product(range(L), range(NH)):
+        heads = heads | head_part(model, layer, head)
+    assert kinds_part(model) == heads and kinds_part(model, ATTENTION) == heads
+    mlps = mlp_part(model, 0) | mlp_part(model, 1)
+    assert kinds_part(model, ("mlp_in", "mlp_out")) == mlps
+    assert kinds_part(model, "qkvo") == heads  # a string of one-letter kinds works too
+    v = kinds_part(model, ("v",))
+    assert v.count() == L * D * D  # every head's v rows (GPT-NeoX) / columns (GPT-2)
+    assert (v & kinds_part(model, ("q", "k", "o"))).count() == 0
+    assert kinds_part(model, ()) == Subnetwork.empty(model)
+    with pytest.raises(ValueError, match="unknown kind 'z'"):
+        kinds_part(model, ("z",))
 
 
 def random_sub(seed, p=0.3, model=MODELS["gpt_neox"]):

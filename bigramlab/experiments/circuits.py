@@ -153,12 +153,14 @@ def measure(profile: Profile, subnetworks: Mapping[str, Subnetwork | None],
 
 def add_back(profile: Profile, start: Subnetwork, parts: Mapping[str, Subnetwork],
              n_search: int | None = None, max_steps: int | None = None,
-             cases: AgreementCases | None = None, checkpoint: str | None = None) -> list[dict]:
+             cases: AgreementCases | None = None, checkpoint: str | None = None,
+             n_seqs: int | None = None) -> list[dict]:
     """The greedy path from ``start`` by adding ``parts`` (``methods.circuits``), measured.
 
     Each step adds the part that gives the lowest eval cross-entropy on the first
     ``n_search`` eval sequences (None: all of them). Every step of the path is then
-    measured on the whole eval split (:func:`measure`). Returns one dict per step,
+    measured on the first ``n_seqs`` eval sequences (None: the whole eval split) by
+    :func:`measure`. Returns one dict per step,
     the start first: ``step``, ``added``, ``new`` (entries it added), the measures,
     ``search_ce`` (the score it was chosen by), ``tried`` (name -> search cross-entropy
     of every part tried at that step; step 1's: each part added alone), ``gap_closed`` (of the eval
@@ -175,9 +177,10 @@ def add_back(profile: Profile, start: Subnetwork, parts: Mapping[str, Subnetwork
         return cross_entropy_nats(_run(model, sub, ev[:n], None)[0])
 
     path = greedy_add_back(start, parts, score, max_steps)
-    measured = measure(p, {str(s["step"]): s["subnetwork"] for s in path}, cases=cases,
-                       checkpoint=checkpoint)
-    ce_full = cross_entropy_nats(_full_surprisal(p.key(), p, checkpoint, len(ev)))
+    n_seqs = _check_n(n_seqs, len(ev), "n_seqs")
+    measured = measure(p, {str(s["step"]): s["subnetwork"] for s in path}, n_seqs, cases,
+                       checkpoint)
+    ce_full = cross_entropy_nats(_full_surprisal(p.key(), p, checkpoint, n_seqs))
     ce0 = measured["0"]["ce_lm"]
     rows = []
     for s in path:

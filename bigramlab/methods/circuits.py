@@ -9,9 +9,11 @@ model. This module holds the pieces of that experiment as values:
   (:func:`head_part`: its q, k, v rows and its o columns), one layer's MLP
   (:func:`mlp_part`: every hidden unit's in and out weights), or the entries
   another subnetwork has beyond a base one (:func:`extra_part`, e.g. the
-  optimal subnetwork's entries that the bigram one lacks). :func:`model_parts`
-  lists every head and every MLP of a model; all of them together are the
-  whole model.
+  optimal subnetwork's entries that the bigram one lacks); :func:`kinds_part`
+  keeps every entry of some kinds of matrix (e.g. all of attention, q k v o),
+  so ``extra & kinds_part(model, "qkvo")`` is the attention share of an extra
+  part. :func:`model_parts` lists every head and every MLP of a model; all of
+  them together are the whole model.
 * **Adding a part** is a union: ``current | part``. :func:`cumulative` gives
   the subnetworks along a fixed order of parts.
 * :func:`greedy_add_back` picks, at every step, the part whose addition gives
@@ -29,11 +31,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from .anatomy import maskable_matrices
+import torch
+
+from .anatomy import KINDS, maskable_matrices
 from .subnetwork import Subnetwork
 
-__all__ = ["head_part", "mlp_part", "extra_part", "model_parts", "cumulative",
+__all__ = ["head_part", "mlp_part", "extra_part", "kinds_part", "model_parts", "cumulative",
            "greedy_add_back", "gap_closed"]
+
+#: The attention kinds (every entry of an attention head), for :func:`kinds_part`.
+ATTENTION = ("q", "k", "v", "o")
 
 
 def head_part(model, layer: int, head: int) -> Subnetwork:
@@ -54,6 +61,22 @@ def mlp_part(model, layer: int) -> Subnetwork:
 def extra_part(subnetwork: Subnetwork, base: Subnetwork) -> Subnetwork:
     """The entries ``subnetwork`` keeps and ``base`` does not: ``subnetwork & ~base``."""
     return subnetwork & ~base
+
+
+def kinds_part(model, kinds=ATTENTION) -> Subnetwork:
+    """Every entry of the matrices (or, in the fused q/k/v matrix, the rows or columns)
+    of ``kinds`` (a sequence of ``anatomy.KINDS``: q, k, v, o, mlp_in, mlp_out), in
+    every layer; nothing else."""
+    kinds = tuple(kinds)
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ValueError(f"kinds_part: unknown kind {unknown[0]!r}; use some of {KINDS}")
+    masks = {}
+    for m in maskable_matrices(model):
+        masks[m.name] = torch.zeros(m.shape, dtype=torch.bool)
+        for k in set(kinds) & set(m.kinds):
+            masks[m.name] |= m.part(k)
+    return Subnetwork(masks, model.config.name_or_path or None)
 
 
 def model_parts(model) -> dict[str, Subnetwork]:
