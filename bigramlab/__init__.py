@@ -15,15 +15,19 @@ layers above it in this list (``tests/test_layers.py`` checks it):
   architecture keeps its parts), ``anatomy`` (maskable weights, head layout),
   ``residual`` (the residual stream), ``batching``, ``masks`` (the one way
   weights are masked), ``targets`` / ``sparsify_config`` / ``sparsify``
-  (continuous sparsification), ``subnetwork`` (masks as values), ``overlap``.
+  (continuous sparsification), ``subnetwork`` (masks as values), ``overlap``,
+  ``rotation`` / ``lenses`` / ``covariance`` (the residual stream's geometry),
+  ``agreement`` (number agreement across a word, as minimal pairs) and
+  ``circuits`` (parts of a model as subnetworks, the greedy add-back loop).
 - ``worlds``: where a profile's model, tokenizer and corpus come from, behind
   one dispatch (``loading``): ``hub`` (the Hugging Face Hub) and ``tiny``
   (the offline world: ``lexicon``, ``grammar``, ``pretrain``, ``build``), with
   ``tokens`` and ``models`` shared by both.
 - ``experiments``: per-profile, cached orchestration the chapters run:
   ``bigram`` / ``trigram`` (a profile's bigram / trigram model),
-  ``subnetworks`` (train, evaluate, reference), ``world_report`` (Chapter 0's
-  tables).
+  ``subnetworks`` (train, evaluate, reference), ``circuits`` (agreement cases,
+  measures of many subnetworks, the add-back path; Chapter 9), ``world_report``
+  (Chapter 0's tables).
 - on top: ``display`` (tables and plots), ``checks`` (exercise checks, one
   module per chapter), ``cli`` (``bigramlab info`` / ``bigramlab build``).
 

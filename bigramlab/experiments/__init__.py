@@ -5,6 +5,8 @@
 - ``subnetworks``: train a profile's subnetwork at a checkpoint (cached),
   evaluate it against the bigram or the trigram model, and the reference mask
   to compare with (Chapters 3-5, 9);
+- ``circuits``: agreement cases in a profile's text, many subnetworks measured
+  in one pass each, and the greedy add-back path (Chapter 9);
 - ``world_report``: Chapter 0's tables on the tiny world.
 
 Every function takes a ``Profile``. These import ``plumbing``, ``methods`` and

@@ -21,5 +21,9 @@ touches the cache or the network. In the order the chapters teach them:
 - ``covariance`` (Ch. 7): layer-to-layer similarity of the residual stream's
   covariance;
 - ``trigrams`` (Ch. 9): the trigram model with back-off to the bigram model, on
-  the same engine and row store, and its cross-entropy (the trigram target).
+  the same engine and row store, and its cross-entropy (the trigram target);
+- ``agreement`` (Ch. 9): determiner-noun number agreement across a word, as
+  minimal pairs scored from LM logits or n-gram probabilities;
+- ``circuits`` (Ch. 9): attention heads, MLPs and extra entries as subnetworks,
+  and the greedy loop that adds them back to a subnetwork.
 """
