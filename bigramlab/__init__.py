@@ -18,7 +18,9 @@ layers above it in this list (``tests/test_layers.py`` checks it):
   (continuous sparsification), ``subnetwork`` (masks as values), ``overlap``
   (and its two chance levels), ``rotation`` / ``lenses`` / ``covariance`` (the
   residual stream's geometry), ``ablation`` (the five conditions),
-  ``generation`` (one sampler for bigram and LM text).
+  ``generation`` (one sampler for bigram and LM text), ``agreement`` (number
+  agreement across a word, as minimal pairs) and ``circuits`` (parts of a
+  model as subnetworks, the greedy add-back loop).
 - ``worlds``: where a profile's model, tokenizer and corpus come from, behind
   one dispatch (``loading``): ``hub`` (the Hugging Face Hub) and ``tiny``
   (the offline world: ``lexicon``, ``grammar``, ``pretrain``, ``build``), with
@@ -27,7 +29,9 @@ layers above it in this list (``tests/test_layers.py`` checks it):
   ``bigram`` / ``trigram`` (a profile's bigram / trigram model),
   ``subnetworks`` (train, evaluate, reference), ``necessity`` (ablation,
   optimal sweep), ``plan`` (the measured estimate announced before a long
-  training; a T4's cost from a config), ``world_report`` (Chapter 0's tables).
+  training; a T4's cost from a config), ``circuits``
+  (agreement cases, measures of many subnetworks, the add-back path),
+  ``world_report`` (Chapter 0's tables).
 - on top: ``display`` (tables and plots), ``checks`` (exercise checks, one
   module per chapter), ``grade`` (grading students' notebooks with those
   checks), ``cli`` (``bigramlab info`` / ``build`` / ``grade``).

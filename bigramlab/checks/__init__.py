@@ -19,6 +19,8 @@ from .ch06 import check_median_rotation, check_recall_at_k, check_ridge_fit
 from .ch07 import check_covariance_from_sums, check_frobenius_cosine, check_remove_top
 from .ch08 import (check_five_conditions, check_overlap_row, check_row_shuffle_mean,
                    check_tempered)
+from .ch09 import (check_greedy_add_back, check_trigram_cross_entropy, check_trigram_next_probs,
+                   check_with_head)
 
 __all__ = ["check_count_parameters", "check_log_spaced_steps", "check_tokens_per_word"]
 __all__ += ["check_count_bigrams", "check_bigram_probs", "check_surprisal_bits",
@@ -32,3 +34,5 @@ __all__ += ["check_median_rotation", "check_ridge_fit", "check_recall_at_k"]
 __all__ += ["check_frobenius_cosine", "check_remove_top", "check_covariance_from_sums"]
 __all__ += ["check_five_conditions", "check_tempered", "check_overlap_row",
             "check_row_shuffle_mean"]
+__all__ += ["check_trigram_next_probs", "check_trigram_cross_entropy", "check_with_head",
+            "check_greedy_add_back"]

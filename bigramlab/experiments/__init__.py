@@ -7,6 +7,8 @@
   to compare with (Chapters 3-5, 9);
 - ``necessity``: the five ablation conditions of a subnetwork and the
   optimal-subnetwork sweep (Chapter 8);
+- ``circuits``: agreement cases in a profile's text, many subnetworks measured
+  in one pass each, and the greedy add-back path (Chapter 9);
 - ``world_report``: Chapter 0's tables on the tiny world.
 
 Every function takes a ``Profile``. These import ``plumbing``, ``methods`` and
@@ -21,5 +23,5 @@ from .trigram import trigram_model
 from .world_report import compare_worlds, evaluate_world
 
 __all__ = ["bigram_model", "trigram_model", "ablation", "optimal_sweep", "TARGETS",
-           "evaluate_subnetwork", "evaluate_trigram", "mask_config", "mask_key", "reference_subnetwork", "train_subnetwork",
-           "compare_worlds", "evaluate_world"]
+           "evaluate_subnetwork", "evaluate_trigram", "mask_config", "mask_key",
+           "reference_subnetwork", "train_subnetwork", "compare_worlds", "evaluate_world"]

@@ -26,5 +26,9 @@ touches the cache or the network. In the order the chapters teach them:
 - ``ablation`` (Ch. 8): the five ablation conditions and their surprisals, and
   the paper's rule for the optimal subnetwork to compare;
 - ``generation`` (Ch. 1, 8): one temperature sampler for the bigram model and
-  any (masked) causal LM.
+  any (masked) causal LM;
+- ``agreement`` (Ch. 9): determiner-noun number agreement across a word, as
+  minimal pairs scored from LM logits or n-gram probabilities;
+- ``circuits`` (Ch. 9): attention heads, MLPs and extra entries as subnetworks,
+  and the greedy loop that adds them back to a subnetwork.
 """

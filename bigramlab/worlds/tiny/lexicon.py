@@ -278,3 +278,21 @@ def tag_words():
     for name, gender in NAMES:
         add(name, "NAME_F" if gender == "f" else "NAME_M")
     return tags
+
+
+def number_words():
+    """The words that carry grammatical number, for Chapter 9's agreement cases:
+    ``(determiners, nouns, adjectives)``: determiner -> True when plural ("the",
+    which is both, left out; "an", the grammar's "a" before a vowel, included),
+    (singular, plural) noun pairs, and adjectives; each in lexicon order, no repeats."""
+    dets = {w: False for w in DET_SG[0] + ["an"] if w != "the"}
+    dets |= {w: True for w in DET_PL[0] + DET_COUNT[0] if w != "the"}
+    nouns, adjs = {}, {}
+    for lists in list(TOPICS.values()) + [GENERIC]:
+        for key, words in lists.items():
+            for w in words.split():
+                if key in ("agents", "things", "places"):
+                    nouns[w] = plural(w)
+                elif key == "adjs":
+                    adjs[w] = True
+    return dets, list(nouns.items()), list(adjs)
