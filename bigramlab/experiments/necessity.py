@@ -25,7 +25,7 @@ from ..methods.subnetwork import Subnetwork
 from ..plumbing.inputs import check_int, check_real, check_type
 from ..plumbing.profiles import Profile, require_profile
 from ..worlds.loading import load_corpus
-from .subnetworks import _bigram_surprisal, _loaded, train_subnetwork
+from .subnetworks import _loaded, _surprisal, train_subnetwork
 
 __all__ = ["ablation", "optimal_sweep"]
 
@@ -71,7 +71,7 @@ def optimal_sweep(profile: Profile, lams: Iterable[float], checkpoint: str | Non
     model, bigram = _loaded(p, checkpoint)
     ev = load_corpus(p, "eval")
     s_full = condition_surprisals(model, {"full": None}, ev)["full"]
-    s_bigram = _bigram_surprisal(p.key(), p, bigram.device)
+    s_bigram = _surprisal(p.key(), p, bigram.device, "bigram")
     rows = []
     for lam in lams:
         res = train_subnetwork(p, lam, checkpoint, target="full", progress=progress, **changes)
