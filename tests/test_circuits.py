@@ -83,6 +83,14 @@ def test_model_parts_are_disjoint_and_make_the_full_model(arch):
         union = union | part
     assert union == Subnetwork.full(model)
     assert sum(p.count() for p in parts.values()) == Subnetwork.full(model).count()
+    coarse = model_parts(model, heads=False)
+    assert list(coarse) == [f"L{l} {p}" for l in range(L) for p in ("attention", "MLP")]
+    for layer in range(L):
+        heads = Subnetwork.empty(model)
+        for h in range(NH):
+            heads = heads | parts[f"L{layer} H{h}"]
+        assert coarse[f"L{layer} attention"] == heads
+        assert coarse[f"L{layer} MLP"] == parts[f"L{layer} MLP"]
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -12,8 +12,8 @@ model. This module holds the pieces of that experiment as values:
   optimal subnetwork's entries that the bigram one lacks); :func:`kinds_part`
   keeps every entry of some kinds of matrix (e.g. all of attention, q k v o),
   so ``extra & kinds_part(model, "qkvo")`` is the attention share of an extra
-  part. :func:`model_parts` lists every head and every MLP of a model; all of
-  them together are the whole model.
+  part. :func:`model_parts` lists every head (or every layer's attention) and
+  every MLP of a model; all of them together are the whole model.
 * **Adding a part** is a union: ``current | part``. :func:`cumulative` gives
   the subnetworks along a fixed order of parts.
 * :func:`greedy_add_back` picks, at every step, the part whose addition gives
@@ -79,14 +79,20 @@ def kinds_part(model, kinds=ATTENTION) -> Subnetwork:
     return Subnetwork(masks, model.config.name_or_path or None)
 
 
-def model_parts(model) -> dict[str, Subnetwork]:
+def model_parts(model, heads: bool = True) -> dict[str, Subnetwork]:
     """Every attention head (``"L{layer} H{head}"``) and every layer's MLP
-    (``"L{layer} MLP"``) of ``model``, layer by layer; their union is the full model."""
+    (``"L{layer} MLP"``) of ``model``, layer by layer; their union is the full model.
+    ``heads=False``: each layer's attention as one part (``"L{layer} attention"``, all
+    of its heads), for models with too many heads to try one at a time."""
     mats = maskable_matrices(model)
     parts = {}
     for layer in range(mats[-1].layer + 1):
-        for head in range(mats[0].n_heads):
-            parts[f"L{layer} H{head}"] = head_part(model, layer, head)
+        if heads:
+            for head in range(mats[0].n_heads):
+                parts[f"L{layer} H{head}"] = head_part(model, layer, head)
+        else:
+            parts[f"L{layer} attention"] = (kinds_part(model, ATTENTION)
+                                            & Subnetwork.empty(model).keep_layer(model, layer))
         parts[f"L{layer} MLP"] = mlp_part(model, layer)
     return parts
 
