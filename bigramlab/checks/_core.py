@@ -108,6 +108,26 @@ def run(name: str, body: Callable[[], None]) -> CheckResult:
     return CheckResult(name, status, line)
 
 
+def call_on_mask(fn: Callable, mask, *args) -> dict[str, torch.Tensor]:
+    """``fn(copy of mask, *args)`` for a mask-editing exercise (4.3, 9.3): the student's
+    new mask as a dict name -> bool tensor, or Wrong when ``fn`` changed the mask it
+    was given, returned something that is not such a dict, or not exactly the mask's
+    matrices."""
+    given = {k: v.clone() for k, v in mask.items()}
+    got = call(fn, given, *args)
+    if not all(torch.equal(given[k], mask[k]) for k in mask):
+        raise Wrong("you changed the mask you were given; copy it first (the caller still "
+                    "needs the original)")
+    try:
+        got = {k: torch.as_tensor(v).bool() for k, v in dict(got).items()}
+    except Exception as e:
+        raise Wrong(f"expected a dict name -> bool tensor, got {type(got).__name__}") from e
+    if set(got) != set(mask):
+        raise Wrong(f"return every matrix of the mask, no more: "
+                    f"{sorted(set(got) ^ set(mask))[0]!r}")
+    return got
+
+
 def expect_equal(got, want, what: str) -> None:
     if isinstance(want, torch.Tensor) or isinstance(got, torch.Tensor):
         got_t, want_t = torch.as_tensor(got), torch.as_tensor(want)

@@ -19,7 +19,8 @@ from ..methods.anatomy import maskable_matrices
 from ..methods.circuits import greedy_add_back
 from ..methods.subnetwork import Subnetwork
 from ..methods.trigrams import TrigramModel
-from ._core import Wrong, as_float, as_tensor, call, random_subnetwork, run, small_model
+from ._core import (Wrong, as_float, as_tensor, call, call_on_mask, random_subnetwork, run,
+                    small_model)
 
 LN2 = math.log(2.0)
 
@@ -211,19 +212,7 @@ def check_with_head(fn: Callable) -> bool:
         model = small_model("gpt_neox")
         sub = random_subnetwork(model, seed=93)
         for layer, head in ((0, 1), (2, 0), (1, 1)):
-            given = {k: v.clone() for k, v in sub.items()}
-            got = call(fn, model, given, layer, head)
-            if not all(torch.equal(given[k], sub[k]) for k in sub):
-                raise Wrong("you changed the mask you were given; copy it first (the "
-                            "caller still needs the original)")
-            try:
-                got = {k: torch.as_tensor(v).bool() for k, v in dict(got).items()}
-            except Exception as e:
-                raise Wrong(f"expected a dict name -> bool tensor, got "
-                            f"{type(got).__name__}") from e
-            if set(got) != set(sub):
-                raise Wrong(f"return every matrix of the mask, no more: "
-                            f"{sorted(set(got) ^ set(sub))[0]!r}")
+            got = call_on_mask(lambda m, *a: fn(model, m, *a), sub, layer, head)
             want = sub.keep_head(model, layer, head)
             if all(torch.equal(got[n], want[n]) for n in want):
                 continue
