@@ -27,6 +27,7 @@ import functools
 
 import torch
 
+from ..methods.anatomy import count_maskable
 from ..methods.metrics import (cross_entropy_nats, lm_logits, logits_surprisal,
                                surprisal_correlation)
 from ..methods.sparsify import (BigramTarget, FullModelTarget, SparsifyConfig, TrigramTarget,
@@ -106,7 +107,8 @@ def _loaded(profile, checkpoint):
 
 
 def train_subnetwork(profile: Profile, lam: float | None = None, checkpoint: str | None = None,
-                     target: str = "bigram", progress: bool = True, **changes):
+                     target: str = "bigram", progress: bool = True, released: bool | None = None,
+                     **changes):
     """A ``SparsifyResult`` for ``profile``'s model at ``checkpoint`` (default: final).
 
     lam      lambda (default: the profile's ``default_lambda``); +-inf give the
@@ -116,6 +118,11 @@ def train_subnetwork(profile: Profile, lam: float | None = None, checkpoint: str
              profile's trigram model, ``trigram_model``, pruned at its default).
     changes  any other ``SparsifyConfig`` field, e.g. ``max_steps=200`` (the
              chapters pass ``max_steps=profile.chapter_max_steps``).
+    released whether the authors' released mask may stand in for training, where one
+             exists (a real profile's bigram target at its final checkpoint and a
+             released lambda): then it is returned, with ``source`` saying so, ``steps``
+             0 and empty curves. Default (None): under the session budget only
+             (``profile.budget == "session"``); False always trains.
 
     Trained once and cached on disk (``mask-<key>``); a later call with the same
     profile, checkpoint, target and config loads it (a killed run resumes, a
@@ -127,6 +134,10 @@ def train_subnetwork(profile: Profile, lam: float | None = None, checkpoint: str
                f"use a revision name such as {p.final_checkpoint!r}", where="train_subnetwork: ")
     checkpoint = checkpoint or p.final_checkpoint
     config = mask_config(p, lam, **changes)  # every setting's range is checked here
+    if released is None:
+        released = p.budget == "session"
+    if released and _released_lambda(p, checkpoint, target, config.lam):
+        return _released_result(p, config)
     model, bigram = _loaded(p, checkpoint)
     if target == "trigram":
         tgt = TrigramTarget(_trigram(p.key(), p, bigram.device))
@@ -150,11 +161,33 @@ def train_subnetwork(profile: Profile, lam: float | None = None, checkpoint: str
         model, train, tgt, config, state_dir=folder, progress=False))
 
 
+def _released_lambda(p: Profile, checkpoint: str, target: str, lam: float) -> bool:
+    """Whether the authors released this mask (real profile, bigram, final checkpoint)."""
+    if p.is_tiny or target != "bigram" or checkpoint != p.final_checkpoint:
+        return False
+    short = p.model_id.rpartition("/")[2]
+    return lam in hub.RELEASED_SUBNETWORKS.get(short, (None, ()))[1]
+
+
+def _released_result(p: Profile, config: SparsifyConfig) -> SparsifyResult:
+    """The authors' released mask as a ``SparsifyResult`` (no curves: not trained here)."""
+    model, _ = _loaded(p, p.final_checkpoint)
+    sub = hub.load_released_subnetwork(p.model_id, config.lam)
+    sub.check(model)
+    # +-1 logits: the binary mask as a trained run would store it (s > 0 kept)
+    logits = {name: torch.where(sub[name], 1.0, -1.0) for name in sub}
+    n = count_maskable(model)
+    return SparsifyResult(mask=sub, mask_logits=logits, ce=[], penalty=[],
+                          kept=[(0, sub.count())], temperature=float("nan"), steps=0,
+                          early_stopped=False, stable=True, attempts=0, attempt_log=[],
+                          n_entries=n, config=config,
+                          source=f"the authors' released mask (Chang & Bergen 2025), "
+                                 f"lambda {config.lam:g}")
+
+
 def _cheaper(p: Profile, checkpoint: str, target: str, config: SparsifyConfig) -> str:
     """The cheaper alternative to a long mask training, in words."""
-    short = p.model_id.rpartition("/")[2]
-    released = hub.RELEASED_SUBNETWORKS.get(short, (None, ()))[1]
-    if target == "bigram" and checkpoint == p.final_checkpoint and config.lam in released:
+    if _released_lambda(p, checkpoint, target, config.lam):
         return (f"the authors' released mask, no training: bigramlab.worlds.hub."
                 f"load_released_subnetwork({p.model_id!r}, {config.lam:g}).")
     return (f"fewer steps, e.g. max_steps={max(config.max_steps // 10, 100)} (interrupt "

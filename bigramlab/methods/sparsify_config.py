@@ -141,6 +141,9 @@ class SparsifyResult:
     attempts      attempts made (1 .. max_attempts); ``attempt_log`` has one
                   dict per attempt (seed, steps, early_stopped, stable).
     n_entries     N, the number of mask entries.
+    source        "trained" (this run), or where the mask comes from when it was not
+                  trained here (e.g. the authors' released mask: then the curves are
+                  empty and ``steps`` is 0).
     """
 
     mask: object
@@ -156,6 +159,7 @@ class SparsifyResult:
     attempt_log: list[dict]
     n_entries: int
     config: SparsifyConfig
+    source: str = "trained"
 
     @property
     def kept_count(self) -> int:

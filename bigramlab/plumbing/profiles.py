@@ -7,7 +7,10 @@ build a small world offline (``bigramlab.worlds.tiny``) so that the same code
 path runs in CI and on a laptop without network.
 
 Selection (``get_profile(None)``): ``$BIGRAMLAB_PROFILE``, else ``pythia-70m``
-when a GPU and the network are both there, else ``tiny``. A name is resolved
+when a GPU and the network are both there, else ``tiny``. A real profile comes
+with a *budget* (``$BIGRAMLAB_BUDGET``): ``session`` (the default: every
+chapter fits a free Colab T4 session, see ``SESSION``) or ``paper`` (the
+paper's full budget). The tiny profiles have one budget of their own. A name is resolved
 once, at the package's entry points (``bigramlab.load_model`` and its
 siblings); everything below them takes a ``Profile`` (``require_profile``).
 
@@ -105,6 +108,7 @@ class Profile:
     world: TinyWorld | None = None  # only for the tiny profiles
     shape: Shape | None = None      # only for the real profiles (tiny: see world)
     notes: str = ""
+    budget: str = "paper"           # "paper" or "session" (real profiles), "tiny" (tiny ones)
 
     @property
     def is_tiny(self) -> bool:
@@ -172,7 +176,7 @@ def _tiny(name: str, arch: str) -> Profile:
         # The chapters cap mask training at 600 steps to stay within their CPU budget:
         # every run they make stops early before that (Chapter 3 shows the runs).
         mask_lr=1e-2, temp_growth=1.01, max_steps=1500, chapter_max_steps=600,
-        batch_size=16, world=world,
+        batch_size=16, world=world, budget="tiny",
         notes="offline world: generated corpus, BPE tokenizer and LM trained on this machine",
     )
 
@@ -191,9 +195,47 @@ PROFILES: dict[str, Profile] = {p.name: p for p in [
 ]}
 
 
+#: The budgets a real profile can run under ($BIGRAMLAB_BUDGET; default "session").
+BUDGETS = ("session", "paper")
+#: The session budget: what changes from the paper's so that every chapter fits a free
+#: Colab T4 session (README, "On a free Colab T4"). Sizes are caps (a smaller value set
+#: on a profile stays); the schedule is the tiny world's, shown to harden masks in 600
+#: steps (Chapter 3), 25 times fewer than the paper's 15,000 at the paper's batch of 32.
+SESSION = {
+    "n_train_seqs": 50_000,     # paper: 500,000 sequences (64M tokens) to count and train on
+    "n_eval_seqs": 2_000,       # paper: 10,000
+    "max_steps": 1_500,         # paper: 15,000
+    "chapter_max_steps": 600,   # paper: 15,000
+    "mask_lr": 1e-2,            # paper: 5e-5 (AdamW on the mask logits)
+    "temp_growth": 1.01,        # paper: 1.001 per step (T reaches 390 after 600 steps)
+}
+_CAPS = ("n_train_seqs", "n_eval_seqs", "max_steps", "chapter_max_steps")
+
+
+def with_budget(profile: Profile, budget: str) -> Profile:
+    """``profile`` under ``budget`` ("session" or "paper"); tiny profiles are returned
+    unchanged (their budget is their own, sized for CI)."""
+    if budget not in BUDGETS:
+        raise ValueError(f"unknown budget {budget!r}; valid budgets: {', '.join(BUDGETS)}. "
+                         "Set BIGRAMLAB_BUDGET=session (fits a free Colab T4) or "
+                         "BIGRAMLAB_BUDGET=paper (the paper's full budget), or unset it.")
+    if profile.is_tiny or budget == "paper":
+        return profile if profile.is_tiny else profile.replace(budget="paper")
+    changes = {k: (min(v, getattr(profile, k)) if k in _CAPS and getattr(profile, k) else v)
+               for k, v in SESSION.items()}
+    return profile.replace(budget="session", **changes)
+
+
+def budget_name() -> str:
+    """The budget real profiles get: ``$BIGRAMLAB_BUDGET``, else "session"."""
+    return os.environ.get("BIGRAMLAB_BUDGET") or "session"
+
+
 def get_profile(name: str | Profile | None = None) -> Profile:
     """The profile called ``name``; with no name, ``$BIGRAMLAB_PROFILE``, else
-    ``pythia-70m`` when a GPU and the network are both there, else ``tiny``."""
+    ``pythia-70m`` when a GPU and the network are both there, else ``tiny``.
+    A real profile comes under the budget ``$BIGRAMLAB_BUDGET`` names ("session",
+    the default, or "paper"); a ``Profile`` passed in is returned as it is."""
     if isinstance(name, Profile):
         return name
     if name is not None and not isinstance(name, str):  # e.g. a model passed for its profile
@@ -206,7 +248,7 @@ def get_profile(name: str | Profile | None = None) -> Profile:
         raise UnknownProfileError(
             f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}. "
             "Pass one of them, or set BIGRAMLAB_PROFILE.")
-    return PROFILES[name]
+    return with_budget(PROFILES[name], budget_name())
 
 
 def _auto_profile_name() -> str:
