@@ -8,6 +8,7 @@ from bigramlab import get_profile
 from bigramlab.experiments import plan
 from bigramlab.experiments.subnetworks import _cheaper, mask_config
 from bigramlab.methods.sparsify import SparsifyConfig, planted_toy
+from bigramlab.plumbing.profiles import with_budget
 
 
 class FakeClock:
@@ -74,14 +75,17 @@ def test_human(seconds, text):
 
 def test_cheaper_names_the_released_mask_only_where_one_exists():
     p = get_profile("pythia-70m")
-    cfg = mask_config(p)
+    cfg = mask_config(p, max_steps=p.chapter_max_steps)  # as the chapters train
     assert "load_released_subnetwork('EleutherAI/pythia-70m', 10)" in _cheaper(
         p, p.final_checkpoint, "bigram", cfg)
     for checkpoint, target, lam in ((p.checkpoints[3], "bigram", 10.0),
                                     (p.final_checkpoint, "full", 10.0),
                                     (p.final_checkpoint, "bigram", 500.0)):
         text = _cheaper(p, checkpoint, target, cfg.replace(lam=lam))
-        assert "released" not in text and "max_steps=1500" in text
+        assert "released" not in text and "max_steps=150" in text  # session: 600 // 4
+        paper = with_budget(p, "paper")
+        text = _cheaper(paper, checkpoint, target, mask_config(paper, lam, max_steps=600))
+        assert "released" not in text and "BIGRAMLAB_BUDGET=session" in text
     assert math.isfinite(plan.NOTICE_SECONDS) and plan.PROBE_STEPS >= 2
 
 
@@ -123,3 +127,70 @@ def test_the_tables_are_the_tools_output():
         text = (root / page).read_text()
         block = re.search(r"<!-- t4-table -->\n(.*?)\n<!-- /t4-table -->", text, re.S)
         assert block and block.group(1) == table(), f"run tools/t4_table.py, paste into {page}"
+
+
+# ---------------------------------------------------------------- a GPU too small
+
+class FakeProps:
+    def __init__(self, gib):
+        self.total_memory = int(gib * 2**30)
+
+
+@pytest.mark.parametrize("gib, refused", [(14.7, True), (40.0, False)])
+def test_a_mask_that_cannot_fit_the_gpu_is_refused_naming_what_fits(monkeypatch, gib, refused):
+    import torch
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: FakeProps(gib))
+    cuda = torch.device("cuda", 0)
+    if not refused:
+        plan.require_fits(get_profile("pythia-1b"), cuda)
+        return
+    with pytest.raises(plan.TooLargeForDevice) as e:
+        plan.require_fits(get_profile("pythia-1b"), cuda)
+    msg = str(e.value)
+    assert "\n" not in msg and "17.3 GiB" in msg and "14.7 GiB" in msg
+    # the profiles named are exactly the GPT-NeoX ones whose bound fits (a naive filter)
+    fit = [n for n in ("pythia-14m", "pythia-70m", "pythia-160m", "pythia-410m")
+           if plan.mask_step_cost(get_profile(n))["min_gib"] <= gib]
+    assert f"({', '.join(fit)})" in msg and "load_released_subnetwork" in msg
+    plan.require_fits(get_profile("pythia-410m"), cuda)  # 7.5 GiB: fits
+    plan.require_fits(get_profile("pythia-1b"), torch.device("cpu"))  # CPUs always pass
+    plan.require_fits(get_profile("tiny"), cuda)
+
+
+# ---------------------------------------------------------------- the budgets
+
+def test_session_budget_caps_sizes_and_swaps_the_schedule(monkeypatch):
+    from bigramlab.plumbing import profiles
+    monkeypatch.delenv("BIGRAMLAB_BUDGET", raising=False)
+    paper = profiles.PROFILES["pythia-160m"]
+    s = get_profile("pythia-160m")
+    assert s.budget == "session" and paper.budget == "paper"
+    assert (s.n_train_seqs, s.n_eval_seqs, s.chapter_max_steps, s.max_steps) == (
+        50_000, 2_000, 600, 1_500)
+    assert (s.mask_lr, s.temp_growth) == (1e-2, 1.01)
+    # everything else is the paper's
+    same = [f for f in paper.to_dict() if f not in profiles.SESSION and f != "budget"]
+    assert all(getattr(s, f) == getattr(paper, f) for f in same)
+    # caps keep a smaller value (the stand-in's budget), and 0 ("all") becomes the cap
+    small = profiles.with_budget(paper.replace(n_train_seqs=96, chapter_max_steps=8), "session")
+    assert (small.n_train_seqs, small.chapter_max_steps) == (96, 8)
+    assert profiles.with_budget(paper.replace(n_train_seqs=0), "session").n_train_seqs == 50_000
+    monkeypatch.setenv("BIGRAMLAB_BUDGET", "paper")
+    assert get_profile("pythia-160m") == paper.replace(budget="paper")
+    for env in ("session", "paper"):  # the tiny world ignores the switch
+        monkeypatch.setenv("BIGRAMLAB_BUDGET", env)
+        assert get_profile("tiny") == profiles.PROFILES["tiny"]
+    monkeypatch.setenv("BIGRAMLAB_BUDGET", "fast")
+    with pytest.raises(ValueError, match="valid budgets: session, paper.*BIGRAMLAB_BUDGET"):
+        get_profile("gpt2")
+
+
+def test_the_tiny_profiles_cache_keys_do_not_depend_on_the_budget_field():
+    """Adding the budget changed no stored key (the chapters' default mask: 39f1e835fee7)."""
+    import torch
+    from bigramlab.experiments.subnetworks import mask_key
+    p = get_profile("tiny")
+    key = mask_key(p, p.final_checkpoint, "bigram",
+                   mask_config(p, max_steps=p.chapter_max_steps), torch.device("cpu"))
+    assert key == mask_key(p.replace(budget="x"), p.final_checkpoint, "bigram",
+                           mask_config(p, max_steps=p.chapter_max_steps), torch.device("cpu"))

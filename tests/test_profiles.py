@@ -22,7 +22,8 @@ def test_required_profiles_exist_and_are_complete():
         assert (p.model_id is None) == p.is_tiny
 
 
-def test_real_profiles_follow_the_paper():
+def test_real_profiles_follow_the_paper(monkeypatch):
+    monkeypatch.setenv("BIGRAMLAB_BUDGET", "paper")  # the default is the session budget
     for size in ["14m", "70m", "160m", "410m", "1b"]:
         p = get_profile(f"pythia-{size}")
         assert p.model_id == f"EleutherAI/pythia-{size}"

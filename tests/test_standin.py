@@ -58,3 +58,27 @@ def test_chapter_runs_on_the_real_branch(path, env, tmp_path):
     out = standin.run(path, tmp_path, env)
     text = outputs(nbformat.read(out, as_version=4))
     assert "pythia-" in text  # the chapter says which (real) profile it ran
+
+
+def test_session_budget_takes_the_released_mask_and_trains_the_rest(env):
+    """Under the session budget (the default) a released mask stands in for training;
+    released=False, a checkpoint or a lambda with none released, or the paper's budget train."""
+    code = ("import tools.standin as s, os; s.activate(os.environ['BIGRAMLAB_STANDIN_CORPUS']);"
+            "from bigramlab import get_profile; from bigramlab.experiments import train_subnetwork;"
+            "from bigramlab.worlds.hub import load_released_subnetwork;"
+            "p = get_profile(); assert p.budget == os.environ.get('BIGRAMLAB_BUDGET', 'session');"
+            "r = train_subnetwork(p, 10.0, progress=False);"
+            "own = train_subnetwork(p, 10.0, progress=False, released=False);"
+            "mid = train_subnetwork(p, 10.0, checkpoint='step512', progress=False);"
+            "rel = load_released_subnetwork(p.model_id, 10.0);"
+            "print(p.budget, r.source.startswith(\"the authors' released\"), r.mask == rel,"
+            " r.steps, r.kept_count == rel.count(), own.source, own.steps > 0, mid.source)")
+    for budget, expect in (("session", ["session", "True", "True", "0", "True"]),
+                           ("paper", ["paper", "False", "False"])):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=dict(os.environ) | env | {"BIGRAMLAB_BUDGET": budget},
+                             cwd=ROOT, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        words = out.stdout.split()
+        assert words[:len(expect)] == expect
+        assert words[-3:] == ["trained", "True", "trained"]

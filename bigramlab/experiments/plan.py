@@ -24,8 +24,8 @@ from ..plumbing.devices import describe_device
 from ..plumbing.profiles import Profile, require_profile
 from ..worlds.models import make_meta_model
 
-__all__ = ["announce_training", "estimate_seconds", "mask_step_cost", "PROBE_STEPS",
-           "NOTICE_SECONDS", "T4"]
+__all__ = ["announce_training", "estimate_seconds", "mask_step_cost", "require_fits",
+           "PROBE_STEPS", "NOTICE_SECONDS", "T4"]
 
 PROBE_STEPS = 3        # timed steps, after one untimed step (one-time setup, CUDA warm-up)
 NOTICE_SECONDS = 60.0  # runs estimated above this are announced
@@ -111,3 +111,35 @@ def mask_step_cost(profile: Profile) -> dict:
     t4_s = tflop / (T4["fp32_tflops"] * T4["utilisation"])
     return {"tflop": tflop, "min_gib": min_bytes / 2**30, "t4_s": t4_s,
             "fits_t4": min_bytes / 2**30 < T4["usable_gib"]}
+
+
+class TooLargeForDevice(RuntimeError):
+    """Raised before a mask training that cannot fit the GPU it would run on."""
+
+
+def gpu_total_gib(device: torch.device) -> float | None:
+    """Total memory of a CUDA ``device`` in GiB (None on any other device)."""
+    if device.type != "cuda":
+        return None
+    return torch.cuda.get_device_properties(device).total_memory / 2**30
+
+
+def require_fits(profile: Profile, device: torch.device) -> None:
+    """Refuse, before anything is trained, a real profile's mask training whose lower
+    bound on GPU memory (``mask_step_cost``) exceeds the GPU's total memory; the
+    message names the profiles that fit. CPUs and tiny profiles always pass."""
+    p = require_profile(profile)
+    total = gpu_total_gib(device)
+    if p.is_tiny or total is None:
+        return
+    need = mask_step_cost(p)["min_gib"]
+    if need > total:
+        from ..plumbing.profiles import PROFILES  # the candidates, by size
+        fit = [q.name for q in PROFILES.values() if q.shape and q.arch == p.arch
+               and mask_step_cost(q)["min_gib"] <= total]
+        raise TooLargeForDevice(
+            f"masking {p.name} needs at least {need:.1f} GiB of GPU memory (fp32 weights and "
+            f"AdamW on the mask logits, computed from its config), and this GPU has "
+            f"{total:.1f} GiB: use a profile that fits ({', '.join(fit) or 'none'}) with "
+            "BIGRAMLAB_PROFILE, a larger GPU, or the authors' released masks "
+            "(bigramlab.worlds.hub.load_released_subnetwork), which load without training.")

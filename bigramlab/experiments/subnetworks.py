@@ -41,7 +41,7 @@ from ..plumbing.profiles import Profile, require_profile
 from ..worlds import hub
 from ..worlds.loading import load_corpus, load_model
 from .bigram import bigram_model
-from .plan import announce_training
+from .plan import announce_training, require_fits
 from .trigram import MIN_COUNT, trigram_model
 
 __all__ = ["mask_config", "mask_key", "train_subnetwork", "evaluate_subnetwork",
@@ -148,7 +148,8 @@ def train_subnetwork(profile: Profile, lam: float | None = None, checkpoint: str
         return sparsify(model, train, tgt, config, progress=False)
     key = mask_key(p, checkpoint, target, config, next(model.parameters()).device)
 
-    def build(out):
+    def build(out):  # only when the mask is not cached yet
+        require_fits(p, next(model.parameters()).device)  # say so before training, if it can't
         if not p.is_tiny:  # tiny runs are the chapters' one-minute budget: not announced
             announce_training(model, train, tgt, config, folder=out, cheaper=_cheaper(
                 p, checkpoint, target, config), what=f"the {target} subnetwork of {p.name} "
@@ -190,9 +191,13 @@ def _cheaper(p: Profile, checkpoint: str, target: str, config: SparsifyConfig) -
     if _released_lambda(p, checkpoint, target, config.lam):
         return (f"the authors' released mask, no training: bigramlab.worlds.hub."
                 f"load_released_subnetwork({p.model_id!r}, {config.lam:g}).")
-    return (f"fewer steps, e.g. max_steps={max(config.max_steps // 10, 100)} (interrupt "
-            "this cell; the paper's schedule needs its steps to harden the mask, so a "
-            "shorter run also needs a larger lr and temp_growth, as the tiny profile uses).")
+    if p.budget == "paper":
+        return ("the session budget: set BIGRAMLAB_BUDGET=session (or unset it), restart "
+                "the runtime and rerun: 600 steps with the tiny world's faster schedule "
+                "(lr 1e-2, temperature x1.01 a step), about 25 times shorter.")
+    return (f"a smaller model (e.g. BIGRAMLAB_PROFILE=pythia-70m), or fewer steps, e.g. "
+            f"max_steps={max(config.max_steps // 4, 100)} (interrupt this cell; a mask "
+            "that has not hardened keeps more entries).")
 
 
 def evaluate_subnetwork(profile: Profile, subnetwork=None, checkpoint: str | None = None,
