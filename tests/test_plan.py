@@ -194,3 +194,27 @@ def test_the_tiny_profiles_cache_keys_do_not_depend_on_the_budget_field():
                    mask_config(p, max_steps=p.chapter_max_steps), torch.device("cpu"))
     assert key == mask_key(p.replace(budget="x"), p.final_checkpoint, "bigram",
                            mask_config(p, max_steps=p.chapter_max_steps), torch.device("cpu"))
+
+
+def test_chapter_plan_states_the_cost_and_degrades_where_a_gpu_is_too_small(monkeypatch, capsys):
+    import torch
+    monkeypatch.delenv("BIGRAMLAB_BUDGET", raising=False)
+    tiny = get_profile("tiny")
+    assert plan.chapter_plan(tiny, 3) is tiny and capsys.readouterr().out == ""
+    p = get_profile("pythia-160m")
+    assert plan.chapter_plan(p, 3, torch.device("cpu")) is p
+    line = capsys.readouterr().out
+    c = plan.mask_step_cost(p)
+    minutes = round(c["t4_s"] * 600 * 4 / 60)  # a naive count: four 600-step masks
+    for words in ("Chapter 3 on pythia-160m (session budget)", "4 masks of up to 600 steps",
+                  f"about {minutes} min on a free T4", f"at least {c['min_gib']:.1f} GiB"):
+        assert words in line, words
+    plan.chapter_plan(p, 2, torch.device("cpu"))
+    assert "trains no masks" in capsys.readouterr().out
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: FakeProps(14.7))
+    big = get_profile("pythia-1b")
+    assert plan.chapter_plan(big, 5, torch.device("cuda", 0)).name == "tiny"
+    out = capsys.readouterr().out
+    assert "NOTE: this GPU has 14.7 GiB" in out and "tiny profile instead" in out
+    assert plan.chapter_plan(big, 6, torch.device("cuda", 0)) is big  # trains nothing: stays
+    assert plan.chapter_plan(p, 5, torch.device("cuda", 0)) is p      # fits: stays

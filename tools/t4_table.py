@@ -16,19 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bigramlab.experiments.plan import T4, human, mask_step_cost  # noqa: E402
+from bigramlab.experiments.plan import CHAPTER_MASKS, T4, human, mask_step_cost  # noqa: E402
 from bigramlab.plumbing.profiles import PROFILES, with_budget  # noqa: E402
 
 NAMES = ("pythia-70m", "pythia-160m", "pythia-410m", "pythia-1b", "gpt2")
-#: Masks each chapter trains (each up to the budget's ``chapter_max_steps``); a mask two
-#: chapters share (same settings, one cache key) is counted where it is trained first.
-#: Chapter 3: the main mask (lambda 10) and the sweep of five lambdas, under the session
-#: budget with the authors' released masks at lambda 1 and 10 in the sweep; Chapter 4
-#: uses Chapter 3's mask and the released one; Chapter 5: four more checkpoints (the
-#: final one is Chapter 3's); Chapter 8: three optimal subnetworks; Chapter 9: the
-#: trigram subnetwork (its optimal one is Chapter 8's). Chapters 6 and 7 use released masks.
-TRAINED = {"session": {"Ch. 3": 4, "Ch. 5": 4, "Ch. 8": 3, "Ch. 9": 1},
-           "paper": {"Ch. 3": 5, "Ch. 5": 4, "Ch. 8": 3, "Ch. 9": 1}}
+#: Masks each chapter trains, per budget (``plan.CHAPTER_MASKS`` says which).
+TRAINED = {b: {f"Ch. {c}": n for c, n in m.items()} for b, m in CHAPTER_MASKS.items()}
 
 
 def table() -> str:

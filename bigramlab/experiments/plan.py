@@ -20,12 +20,12 @@ import torch
 from ..methods.anatomy import count_maskable
 from ..methods.sparsify import sparsify
 from ..methods.sparsify_config import SparsifyConfig
-from ..plumbing.devices import describe_device
-from ..plumbing.profiles import Profile, require_profile
+from ..plumbing.devices import default_device, describe_device
+from ..plumbing.profiles import PROFILES, Profile, get_profile, require_profile
 from ..worlds.models import make_meta_model
 
 __all__ = ["announce_training", "estimate_seconds", "mask_step_cost", "require_fits",
-           "PROBE_STEPS", "NOTICE_SECONDS", "T4"]
+           "chapter_plan", "CHAPTER_MASKS", "PROBE_STEPS", "NOTICE_SECONDS", "T4"]
 
 PROBE_STEPS = 3        # timed steps, after one untimed step (one-time setup, CUDA warm-up)
 NOTICE_SECONDS = 60.0  # runs estimated above this are announced
@@ -134,7 +134,6 @@ def require_fits(profile: Profile, device: torch.device) -> None:
         return
     need = mask_step_cost(p)["min_gib"]
     if need > total:
-        from ..plumbing.profiles import PROFILES  # the candidates, by size
         fit = [q.name for q in PROFILES.values() if q.shape and q.arch == p.arch
                and mask_step_cost(q)["min_gib"] <= total]
         raise TooLargeForDevice(
@@ -143,3 +142,42 @@ def require_fits(profile: Profile, device: torch.device) -> None:
             f"{total:.1f} GiB: use a profile that fits ({', '.join(fit) or 'none'}) with "
             "BIGRAMLAB_PROFILE, a larger GPU, or the authors' released masks "
             "(bigramlab.worlds.hub.load_released_subnetwork), which load without training.")
+
+
+#: Masks each chapter trains on a real profile (each up to the budget's
+#: ``chapter_max_steps``); a mask two chapters share (same settings, one cache key) is
+#: counted where it is trained first. Chapter 3: its main mask and the sweep of five
+#: lambdas (under the session budget the sweep takes the authors' released masks at
+#: lambda 1 and 10); Chapter 4 reuses Chapter 3's mask beside the released one; Chapter 5
+#: four more checkpoints; Chapter 8 three optimal subnetworks; Chapter 9 the trigram
+#: subnetwork (its optimal one is Chapter 8's). Chapters 0-2, 6 and 7 train none.
+CHAPTER_MASKS = {"session": {3: 4, 5: 4, 8: 3, 9: 1}, "paper": {3: 5, 5: 4, 8: 3, 9: 1}}
+
+
+def chapter_plan(profile: Profile, chapter: int, device: torch.device | None = None) -> Profile:
+    """Say what Chapter ``chapter`` costs on a free T4 for a real ``profile`` (computed
+    from its config) and return the profile to run it with: ``profile`` itself, or,
+    when the chapter trains masks and ``device`` is a GPU too small for them, the tiny
+    profile, with a note saying so. Tiny profiles: returned as they are, silently."""
+    p = require_profile(profile)
+    if p.is_tiny:
+        return p
+    device = device or default_device()
+    cost, masks = mask_step_cost(p), CHAPTER_MASKS[p.budget].get(chapter, 0)
+    if masks == 0:
+        weights = sum(x.numel() for x in make_meta_model(p).parameters()) * 4 / 2**30
+        print(f"Chapter {chapter} trains no masks; {p.name}'s fp32 weights take "
+              f"{weights:.1f} GiB of GPU memory.")
+        return p
+    minutes = cost["t4_s"] * p.chapter_max_steps * masks
+    print(f"Chapter {chapter} on {p.name} ({p.budget} budget): {masks} mask{'s' * (masks > 1)} of up to "
+          f"{p.chapter_max_steps:,} steps, about {human(minutes)} on a free T4 and at least "
+          f"{cost['min_gib']:.1f} GiB of GPU memory (computed from the model's config; each "
+          "training prints a measured estimate first).")
+    total = gpu_total_gib(device)
+    if total is not None and cost["min_gib"] > total:
+        print(f"NOTE: this GPU has {total:.1f} GiB, too little to mask {p.name}: this chapter "
+              "runs in the tiny profile instead. For a real model that fits, set "
+              "BIGRAMLAB_PROFILE=pythia-410m (or smaller) and restart.")
+        return get_profile("tiny")
+    return p
