@@ -91,25 +91,42 @@ def test_cheaper_names_the_released_mask_only_where_one_exists():
 
 # ---------------------------------------------------------------- cost from the config
 
-def naive_cost(n_layer, d, mlp, vocab, heads, batch=32, seq=128):
-    """Hand count for a GPT-NeoX-style block: qkv 3d^2, o d^2, MLP 2 d mlp per layer."""
+def naive_cost(n_layer, d, mlp, vocab, heads, batch=32, seq=128, recompute=False):
+    """Hand count for a GPT-NeoX-style block: qkv 3d^2, o d^2, MLP 2 d mlp per layer;
+    the low-memory mode runs each block's forward twice (4 passes instead of 3)."""
     mask = n_layer * (4 * d * d + 2 * d * mlp)
-    flop = 3 * batch * seq * (2 * (mask + d * vocab) + 4 * n_layer * seq * d)
+    passes = 4 if recompute else 3
+    flop = batch * seq * (passes * (2 * mask + 4 * n_layer * seq * d) + 3 * 2 * d * vocab)
     return mask, flop / 1e12
 
 
+def naive_memory_gib(n_layer, d, mlp, vocab, weight_bytes, entry_bytes, logit_rows):
+    mask = n_layer * (4 * d * d + 2 * d * mlp)
+    biases_norms = n_layer * (3 * d + d + mlp + d + 4 * d) + 2 * d  # qkv, o, mlp biases; 2 LNs
+    weights = mask + 2 * vocab * d + biases_norms  # untied in and out embeddings
+    return (weight_bytes * weights + entry_bytes * mask + 2 * 4 * logit_rows * vocab) / 2**30
+
+
 def test_step_cost_matches_a_hand_count():
-    for name, shape in (("pythia-70m", (6, 512, 2048, 50304, 8)),
-                        ("pythia-1b", (16, 2048, 8192, 50304, 8))):
-        c = plan.mask_step_cost(get_profile(name))
-        _, tflop = naive_cost(*shape)
+    one_b = get_profile("pythia-1b")
+    straight = one_b.replace(weights_dtype="float32", mask_memory="default")
+    for p, shape, low in ((get_profile("pythia-70m"), (6, 512, 2048, 50304, 8), False),
+                          (straight, (16, 2048, 8192, 50304, 8), False),
+                          (one_b, (16, 2048, 8192, 50304, 8), True)):
+        c = plan.mask_step_cost(p)
+        _, tflop = naive_cost(*shape, recompute=low)
         assert c["tflop"] == pytest.approx(tflop, rel=1e-12)
         assert c["t4_s"] == pytest.approx(tflop / (8.1 * 0.5))
+        n_layer, d, mlp, vocab, _ = shape
+        want = naive_memory_gib(n_layer, d, mlp, vocab, 2 if low else 4, 12 if low else 16,
+                                (8 if low else 32) * 128)
+        assert c["min_gib"] == pytest.approx(want, rel=1e-12)
     # the issue's figures: Pythia-70m about 1 TFLOP a step, an hour a mask on a T4;
-    # Pythia 1B masked the straightforward way does not fit a free T4
-    c70, c1b = (plan.mask_step_cost(get_profile(n)) for n in ("pythia-70m", "pythia-1b"))
+    # Pythia 1B masked the straightforward way does not fit a free T4, the low-memory way does
+    c70, c1b, low = (plan.mask_step_cost(p) for p in (get_profile("pythia-70m"), straight, one_b))
     assert 1.0 < c70["tflop"] < 1.2 and 0.5 < c70["t4_s"] * 15_000 / 3600 < 2
     assert c70["fits_t4"] and not c1b["fits_t4"] and c1b["min_gib"] > 14.7
+    assert low["fits_t4"] and low["min_gib"] < 12
 
 
 def test_step_cost_needs_a_real_profile():
@@ -141,11 +158,14 @@ def test_a_mask_that_cannot_fit_the_gpu_is_refused_naming_what_fits(monkeypatch,
     import torch
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: FakeProps(gib))
     cuda = torch.device("cuda", 0)
+    # Pythia 1B masked the straightforward way (fp32, default memory mode)
+    big = get_profile("pythia-1b").replace(weights_dtype="float32", mask_memory="default")
     if not refused:
-        plan.require_fits(get_profile("pythia-1b"), cuda)
+        plan.require_fits(big, cuda)
         return
+    plan.require_fits(get_profile("pythia-1b"), cuda)  # its own low-memory settings fit
     with pytest.raises(plan.TooLargeForDevice) as e:
-        plan.require_fits(get_profile("pythia-1b"), cuda)
+        plan.require_fits(big, cuda)
     msg = str(e.value)
     assert "\n" not in msg and "17.3 GiB" in msg and "14.7 GiB" in msg
     # the profiles named are exactly the GPT-NeoX ones whose bound fits (a naive filter)
@@ -212,7 +232,7 @@ def test_chapter_plan_states_the_cost_and_degrades_where_a_gpu_is_too_small(monk
     plan.chapter_plan(p, 2, torch.device("cpu"))
     assert "trains no masks" in capsys.readouterr().out
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: FakeProps(14.7))
-    big = get_profile("pythia-1b")
+    big = get_profile("pythia-1b").replace(weights_dtype="float32", mask_memory="default")
     assert plan.chapter_plan(big, 5, torch.device("cuda", 0)).name == "tiny"
     out = capsys.readouterr().out
     assert "NOTE: this GPU has 14.7 GiB" in out and "tiny profile instead" in out

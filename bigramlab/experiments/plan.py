@@ -89,25 +89,38 @@ def announce_training(model, train_ids: torch.Tensor, target, config: SparsifyCo
 T4 = {"name": "Tesla T4", "usable_gib": 14.7, "fp32_tflops": 8.1, "utilisation": 0.5}
 
 
+_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+#: Bytes per mask entry held through a step: logit and gradient in fp32, AdamW's two
+#: moments in fp32 (default) or bf16 (``memory="low"``, methods.lowmem).
+_ENTRY_BYTES = {"default": 16, "low": 12}
+LOW_MEMORY_MICRO_BATCH = 8  # methods.lowmem.LowMemorySteps' default
+
+
 def mask_step_cost(profile: Profile) -> dict:
     """What one mask-training step of ``profile``'s model costs, from its config.
 
     ``tflop``: forward and backward (3 x 2 FLOPs per weight per token) through the
     maskable matrices and the unembedding, plus the attention scores, for one
-    batch of ``batch_size x seq_len`` tokens. ``min_gib``: a lower bound on GPU
-    memory with fp32 weights and AdamW on fp32 mask logits: the weights, four
-    floats per mask entry (logit, gradient, two Adam moments) and the logits of a
-    batch twice (forward and their gradient); the masked copies of the matrices
-    and the activations come on top. ``t4_s``: seconds per step on a T4 at
-    ``T4["utilisation"]`` of its fp32 peak (an assumption until measured)."""
+    batch of ``batch_size x seq_len`` tokens (the low-memory mode recomputes each
+    block's forward once more: x 4/3 on the blocks). ``min_gib``: a lower bound on
+    GPU memory: the weights (in ``weights_dtype``), the bytes per mask entry held
+    through a step (logit, gradient, two AdamW moments: 16, or 12 with bf16 moments
+    in the low-memory mode) and the logits of a batch (of a micro-batch in the
+    low-memory mode) twice; the masked copies of the matrices and the activations
+    come on top (``benchmarks/bench_lowmem.py`` measures the whole peak).
+    ``t4_s``: seconds per step on a T4 at ``T4["utilisation"]`` of its fp32 peak (an
+    assumption until measured)."""
     p = require_profile(profile)
     s, meta = p.shape, make_meta_model(p)
     tokens = p.batch_size * p.seq_len
-    per_token = 2 * (count_maskable(meta) + s.d_model * s.vocab_size)
-    per_token += 2 * 2 * s.n_layer * p.seq_len * s.d_model  # QK^T and attention x V
-    tflop = 3 * tokens * per_token / 1e12
+    blocks = 2 * count_maskable(meta) + 2 * 2 * s.n_layer * p.seq_len * s.d_model  # QK^T, AV
+    per_token = (4 if p.mask_memory == "low" else 3) * blocks + 3 * 2 * s.d_model * s.vocab_size
+    tflop = tokens * per_token / 1e12
     weights = sum(x.numel() for x in meta.parameters())
-    min_bytes = 4 * weights + 16 * count_maskable(meta) + 2 * 4 * tokens * s.vocab_size
+    logit_rows = (min(p.batch_size, LOW_MEMORY_MICRO_BATCH) if p.mask_memory == "low"
+                  else p.batch_size) * p.seq_len
+    min_bytes = (_BYTES[p.weights_dtype] * weights + _ENTRY_BYTES[p.mask_memory]
+                 * count_maskable(meta) + 2 * 4 * logit_rows * s.vocab_size)
     t4_s = tflop / (T4["fp32_tflops"] * T4["utilisation"])
     return {"tflop": tflop, "min_gib": min_bytes / 2**30, "t4_s": t4_s,
             "fits_t4": min_bytes / 2**30 < T4["usable_gib"]}
@@ -137,8 +150,8 @@ def require_fits(profile: Profile, device: torch.device) -> None:
         fit = [q.name for q in PROFILES.values() if q.shape and q.arch == p.arch
                and mask_step_cost(q)["min_gib"] <= total]
         raise TooLargeForDevice(
-            f"masking {p.name} needs at least {need:.1f} GiB of GPU memory (fp32 weights and "
-            f"AdamW on the mask logits, computed from its config), and this GPU has "
+            f"masking {p.name} needs at least {need:.1f} GiB of GPU memory ({p.weights_dtype} "
+            f"weights and AdamW on the mask logits, computed from its config), and this GPU has "
             f"{total:.1f} GiB: use a profile that fits ({', '.join(fit) or 'none'}) with "
             "BIGRAMLAB_PROFILE, a larger GPU, or the authors' released masks "
             "(bigramlab.worlds.hub.load_released_subnetwork), which load without training.")
@@ -165,13 +178,15 @@ def chapter_plan(profile: Profile, chapter: int, device: torch.device | None = N
     device = device or default_device()
     cost, masks = mask_step_cost(p), CHAPTER_MASKS[p.budget].get(chapter, 0)
     if masks == 0:
-        weights = sum(x.numel() for x in make_meta_model(p).parameters()) * 4 / 2**30
-        print(f"Chapter {chapter} trains no masks; {p.name}'s fp32 weights take "
+        weights = (sum(x.numel() for x in make_meta_model(p).parameters())
+                   * _BYTES[p.weights_dtype] / 2**30)
+        print(f"Chapter {chapter} trains no masks; {p.name}'s {p.weights_dtype} weights take "
               f"{weights:.1f} GiB of GPU memory.")
         return p
-    minutes = cost["t4_s"] * p.chapter_max_steps * masks
-    print(f"Chapter {chapter} on {p.name} ({p.budget} budget): {masks} mask{'s' * (masks > 1)} of up to "
-          f"{p.chapter_max_steps:,} steps, about {human(minutes)} on a free T4 and at least "
+    seconds = cost["t4_s"] * p.chapter_max_steps * masks
+    print(f"Chapter {chapter} on {p.name} ({p.budget} budget): {masks} "
+          f"mask{'s' * (masks > 1)} of up to {p.chapter_max_steps:,} steps, about "
+          f"{human(seconds)} on a free T4 and at least "
           f"{cost['min_gib']:.1f} GiB of GPU memory (computed from the model's config; each "
           "training prints a measured estimate first).")
     total = gpu_total_gib(device)

@@ -52,6 +52,7 @@ _FORMAT_VERSION = 1
 #: How a target is named in a mask's cache key: itself, and for the trigram target
 #: the pruning of its model too ("bigram" and "full" keys are those of before it).
 _KEY_NAMES = {"trigram": f"trigram(min_count={MIN_COUNT})"}
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Profile)}
 
 
 def mask_config(profile: Profile, lam: float | None = None, **changes) -> SparsifyConfig:
@@ -77,10 +78,14 @@ def mask_key(profile: Profile, checkpoint: str, target: str, config: SparsifyCon
     """The cache key of a trained mask (``mask-<key>``): everything that determines it.
     The numeric environment of ``device`` is in it, as for the tiny LM: other kernels
     round differently, and mask training amplifies it (README, "Reproducibility")."""
+    # the low-memory settings (Pythia 1B, GPT-2 large) join the key only where they are
+    # set, so every other mask keeps the key it had before they existed
+    low = {k: getattr(profile, k) for k in ("weights_dtype", "mask_memory")
+           if getattr(profile, k) != _DEFAULTS[k]}
     return key_of(_FORMAT_VERSION, profile.key("model_id", "corpus", "seq_len", "n_train_seqs",
                                                "n_eval_seqs", "world"),
                   checkpoint, _KEY_NAMES.get(target, target), dataclasses.asdict(config),
-                  numerics(device))
+                  numerics(device), *([low] if low else []))
 
 
 @functools.lru_cache(maxsize=4)
@@ -154,12 +159,13 @@ def train_subnetwork(profile: Profile, lam: float | None = None, checkpoint: str
             announce_training(model, train, tgt, config, folder=out, cheaper=_cheaper(
                 p, checkpoint, target, config), what=f"the {target} subnetwork of {p.name} "
                 f"at {checkpoint}, lambda {config.lam:g}")
-        res = sparsify(model, train, tgt, config, state_dir=out, progress=progress)
+        res = sparsify(model, train, tgt, config, state_dir=out, progress=progress,
+                       memory=p.mask_memory)
         return {"profile": p.name, "checkpoint": checkpoint, "target": target,
                 "lambda": config.lam, "steps": res.steps, "kept": res.kept_count}
 
     return cached_load("mask", key, build, lambda folder: sparsify(
-        model, train, tgt, config, state_dir=folder, progress=False))
+        model, train, tgt, config, state_dir=folder, progress=False, memory=p.mask_memory))
 
 
 def _released_lambda(p: Profile, checkpoint: str, target: str, lam: float) -> bool:

@@ -54,6 +54,7 @@ from ..plumbing.files import atomic_write
 from ..plumbing.progress import progress_bar
 from .anatomy import maskable_matrices
 from .batching import batch_indices
+from .lowmem import LowMemorySteps
 from .masks import (density_penalty, flatten, masked_logits, soft_masks, soft_masks_flat,
                     unflatten)
 from .sparsify_config import SparsifyConfig, SparsifyResult, data_seed
@@ -134,8 +135,12 @@ def is_stable(losses, config: SparsifyConfig = SparsifyConfig()) -> bool:
 
 
 # ------------------------------------------------------------ training
+MEMORY_MODES = ("default", "low")
+
+
 def sparsify(model, train_ids: torch.Tensor, target: Callable, config: SparsifyConfig, *,
-             names=None, state_dir=None, progress: bool = True) -> SparsifyResult:
+             names=None, state_dir=None, progress: bool = True,
+             memory: str = "default") -> SparsifyResult:
     """Train a binary mask over ``model``'s maskable weights for ``target``.
 
     model      a GPT-NeoX / GPT-2 LM (or any module, with ``names`` given);
@@ -156,8 +161,14 @@ def sparsify(model, train_ids: torch.Tensor, target: Callable, config: SparsifyC
                The config must match the saved one. A damaged result file
                raises ``DamagedFileError``; a damaged state file is dropped
                with a warning (the run starts over).
+    memory     ``"default"`` (:class:`FlatSteps`: fastest) or ``"low"``
+               (``lowmem.LowMemorySteps``: bf16 moments, blocks recomputed in the
+               backward pass, micro-batches of 8; pass a bf16 model to halve the
+               weights too). For models too large to mask the default way.
     Returns a ``SparsifyResult``; ``.mask`` is a ``Subnetwork``.
     """
+    if memory not in MEMORY_MODES:
+        raise ValueError(f"unknown memory mode {memory!r}; use one of {MEMORY_MODES}")
     names = _mask_names(model, names)
     device = next(model.parameters()).device
     state_dir = Path(state_dir) if state_dir is not None else None
@@ -193,11 +204,16 @@ def sparsify(model, train_ids: torch.Tensor, target: Callable, config: SparsifyC
             state = _load_state(state_dir / STATE_FILE, device)
         if state is not None:
             _check_config(state["config"], config, state_dir)
+            saved_memory = state.get("memory", "default")
+            if saved_memory != memory:
+                raise ValueError(f"{state_dir} holds a run with memory={saved_memory!r}, not "
+                                 f"{memory!r}: use the same mode to resume, or delete the "
+                                 "folder to start over")
             attempt_log = state["attempt_log"]
         while True:
             attempt = len(attempt_log)
             logits, run = _train_attempt(model, train_ids, target, config, names, attempt,
-                                         attempt_log, state, state_dir, progress)
+                                         attempt_log, state, state_dir, progress, memory)
             state = None
             stable = is_stable(run["ce"], config)
             attempt_log = attempt_log + [dict(seed=data_seed(config.seed, attempt),
@@ -223,18 +239,66 @@ def sparsify(model, train_ids: torch.Tensor, target: Callable, config: SparsifyC
         model.train(was_training)
 
 
+class FlatSteps:
+    """The default training step: all mask logits in one flat tensor, whose views are
+    the soft masks (``masks.soft_masks_flat``), and fused AdamW over it: the fewest
+    kernels per step. (``lowmem.LowMemorySteps`` is the same step in less memory.)"""
+
+    def __init__(self, init_logits: dict, cfg: SparsifyConfig):
+        self.cfg = cfg
+        self.flat, self.shapes = flatten(init_logits)
+        self.n_entries = self.flat.numel()
+        self.opt = make_optimizer([self.flat], cfg)
+
+    def step(self, model, x, target, temperature: float) -> tuple[float, float]:
+        """One optimizer step on batch ``x``; returns (target CE, penalty), nats."""
+        soft, soft_flat = soft_masks_flat(self.flat, self.shapes, temperature)
+
+        def full_logits_fn(x=x):
+            with torch.no_grad():
+                return masked_logits(model, {}, x)  # nothing masked: the full model
+
+        ce = target(masked_logits(model, soft, x), x, full_logits_fn)
+        penalty = soft_flat.sum() * (self.cfg.lam / self.flat.numel())
+        (ce + penalty).backward()
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return ce.item(), penalty.item()
+
+    def logits(self) -> dict:
+        return {"all": self.flat.detach()}
+
+    def kept(self) -> int:
+        return int((self.flat > 0).sum())
+
+    def state(self) -> dict:
+        return {"flat": self.flat.detach(), "opt": self.opt.state_dict()}
+
+    def load(self, state: dict) -> None:
+        with torch.no_grad():
+            self.flat.copy_(state["flat"])
+        self.opt.load_state_dict(state["opt"])
+
+    def final(self) -> dict:
+        return unflatten(self.flat, self.shapes)
+
+
+def _steps(model, names, cfg, memory: str):
+    init = init_mask_logits(model, names, cfg)
+    if memory == "low":
+        return LowMemorySteps(init, cfg)
+    return FlatSteps(init, cfg)
+
+
 def _train_attempt(model, train_ids, target, cfg, names, attempt, attempt_log, state,
-                   state_dir, progress):
+                   state_dir, progress, memory="default"):
     """One attempt: returns (mask logits, run record)."""
     device = next(model.parameters()).device
-    flat, shapes = flatten(init_mask_logits(model, names, cfg))
-    opt = make_optimizer([flat], cfg)
+    steps = _steps(model, names, cfg, memory)
     run = dict(ce=[], penalty=[], kept=[], temperature=cfg.init_temp, step=0,
                early_stopped=False)
     if state is not None and not state.get("fresh", False):  # resume a killed run
-        with torch.no_grad():
-            flat.copy_(state["flat"])
-        opt.load_state_dict(state["opt"])
+        steps.load(state)
         run = state["run"]
     seed = data_seed(cfg.seed, attempt)
     bar = progress_bar(range(run["step"], cfg.max_steps), enabled=progress,
@@ -243,37 +307,27 @@ def _train_attempt(model, train_ids, target, cfg, names, attempt, attempt_log, s
     for step in bar:
         x = train_ids[batch_indices(step, cfg.batch_size, len(train_ids), seed)].to(device)
         T = run["temperature"]
-        soft, soft_flat = soft_masks_flat(flat, shapes, T)
-
-        def full_logits_fn(x=x):
-            with torch.no_grad():
-                return masked_logits(model, {}, x)  # nothing masked: the full model
-
-        ce = target(masked_logits(model, soft, x), x, full_logits_fn)
-        penalty = soft_flat.sum() * (cfg.lam / flat.numel())
-        (ce + penalty).backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        run["ce"].append(ce.item())
-        run["penalty"].append(penalty.item())
+        ce, penalty = steps.step(model, x, target, T)
+        run["ce"].append(ce)
+        run["penalty"].append(penalty)
         # the paper checks the stop with the T of this step, then grows T
-        stop = should_stop({"all": flat.detach()}, T, cfg)
+        stop = should_stop(steps.logits(), T, cfg)
         run["temperature"] = T * cfg.temp_growth
         run["step"] = step + 1
         if step % cfg.log_every == 0 or stop or step + 1 == cfg.max_steps:
-            kept = int((flat > 0).sum())
+            kept = steps.kept()
             run["kept"].append((step + 1, kept))
             bar.set_postfix(loss=f"{run['ce'][-1] + run['penalty'][-1]:.3f}",
-                            kept=f"{kept / flat.numel():.1%}", T=f"{run['temperature']:.3g}")
+                            kept=f"{kept / steps.n_entries:.1%}", T=f"{run['temperature']:.3g}")
         if stop:
             run["early_stopped"] = True
             break
         if state_dir is not None and (step + 1) % cfg.save_every == 0:
             _save(state_dir / STATE_FILE, dict(
                 config=dataclasses.asdict(cfg), attempt_log=attempt_log, run=run,
-                flat=flat.detach(), opt=opt.state_dict()))
+                memory=memory, **steps.state()))
     bar.close()
-    return unflatten(flat, shapes), run
+    return steps.final(), run
 
 
 def make_optimizer(mask_logits: list, cfg: SparsifyConfig) -> torch.optim.AdamW:

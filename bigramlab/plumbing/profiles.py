@@ -109,6 +109,11 @@ class Profile:
     shape: Shape | None = None      # only for the real profiles (tiny: see world)
     notes: str = ""
     budget: str = "paper"           # "paper" or "session" (real profiles), "tiny" (tiny ones)
+    # Models too large to mask the straightforward way on a free T4 (README, "On a free
+    # Colab T4"): weights stored in fp16 and mask training with memory="low"
+    # (methods.lowmem: fp32 compute one block at a time, bf16 AdamW moments).
+    weights_dtype: str = "float32"  # how load_model stores the weights
+    mask_memory: str = "default"    # sparsify's memory mode: "default" or "low"
 
     @property
     def is_tiny(self) -> bool:
@@ -152,17 +157,24 @@ FINEWEB = Corpus("HuggingFaceFW/fineweb", name="sample-10BT",
 GRAMMAR = Corpus("grammar", why="generated offline by bigramlab.grammar")
 
 
-def _pythia(size: str, shape: Shape, default_lambda: float = 10.0, notes: str = "") -> Profile:
+#: The low-memory settings of the largest profiles (Pythia 1B, GPT-2 large).
+_LOW_MEMORY = dict(weights_dtype="float16", mask_memory="low")
+
+
+def _pythia(size: str, shape: Shape, default_lambda: float = 10.0, notes: str = "",
+            low_memory: bool = False) -> Profile:
     return Profile(name=f"pythia-{size}", arch="gpt_neox", model_id=f"EleutherAI/pythia-{size}",
                    checkpoints=PYTHIA_CHECKPOINTS, corpus=PILE, default_lambda=default_lambda,
-                   shape=shape, notes=notes)
+                   shape=shape, notes=notes, **(_LOW_MEMORY if low_memory else {}))
 
 
-def _gpt2(size: str, shape: Shape, default_lambda: float = 10.0) -> Profile:
+def _gpt2(size: str, shape: Shape, default_lambda: float = 10.0,
+          low_memory: bool = False) -> Profile:
     hub = "openai-community/gpt2" + (f"-{size}" if size != "small" else "")
     name = "gpt2" + (f"-{size}" if size != "small" else "")
     return Profile(name=name, arch="gpt2", model_id=hub, checkpoints=("main",),
-                   corpus=FINEWEB, default_lambda=default_lambda, shape=shape)
+                   corpus=FINEWEB, default_lambda=default_lambda, shape=shape,
+                   **(_LOW_MEMORY if low_memory else {}))
 
 
 def _tiny(name: str, arch: str) -> Profile:
@@ -188,10 +200,10 @@ PROFILES: dict[str, Profile] = {p.name: p for p in [
     _pythia("70m", Shape(6, 512, 8, 2048, 50304)),
     _pythia("160m", Shape(12, 768, 12, 3072, 50304)),
     _pythia("410m", Shape(24, 1024, 16, 4096, 50304)),
-    _pythia("1b", Shape(16, 2048, 8, 8192, 50304), default_lambda=100.0),
+    _pythia("1b", Shape(16, 2048, 8, 8192, 50304), default_lambda=100.0, low_memory=True),
     _gpt2("small", Shape(12, 768, 12, 3072, 50257)),
     _gpt2("medium", Shape(24, 1024, 16, 4096, 50257)),
-    _gpt2("large", Shape(36, 1280, 20, 5120, 50257), default_lambda=100.0),
+    _gpt2("large", Shape(36, 1280, 20, 5120, 50257), default_lambda=100.0, low_memory=True),
 ]}
 
 

@@ -63,7 +63,9 @@ def load_tokenizer(profile: Profile):
 def load_model(profile: Profile, checkpoint: str | None = None,
                device: torch.device | str | None = None):
     """``(model, tokenizer)`` of a profile at ``checkpoint`` (default: the final
-    one), in eval mode on ``device`` (default: CUDA when present, else CPU)."""
+    one), in eval mode on ``device`` (default: CUDA when present, else CPU), its
+    weights in the profile's ``weights_dtype`` (fp32; fp16 for Pythia 1B and GPT-2
+    large, which are masked in low memory)."""
     profile = require_profile(profile)
     checkpoint = check_checkpoint(profile, checkpoint)
     with _quiet_loading():
@@ -73,7 +75,10 @@ def load_model(profile: Profile, checkpoint: str | None = None,
         else:
             kwargs = {"revision": checkpoint} if checkpoint != "main" else {}
             model = hub.from_hub(AutoModelForCausalLM, profile.model_id, **kwargs)
+    # weights_dtype: fp16 storage for the profiles too large to mask in fp32 on a T4
     model.to(device or default_device()).eval()
+    if profile.weights_dtype != "float32":
+        model.to(getattr(torch, profile.weights_dtype))
     return model, load_tokenizer(profile)
 
 
