@@ -25,7 +25,8 @@ Pythia 1B (805M mask entries) that is well above a T4's 14.7 GiB.
 
 With fp32 weights and moments it computes the default's update up to float
 rounding (``tests/test_lowmem.py``); README "On a free Colab T4" has the
-measured memory and what bf16 does to the tiny world's masks. Chapter 3.
+measured memory and what the low-memory mode does to the tiny world's masks.
+Defined in Chapter 3 (its setup note); Pythia 1B and GPT-2 large train with it.
 """
 
 from __future__ import annotations
