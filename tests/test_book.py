@@ -2,8 +2,6 @@
 repository configured in _config.yml."""
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,15 +10,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def html(tmp_path_factory):
-    jb = shutil.which("jupyter-book")
-    assert jb, "jupyter-book is not installed: pip install -r requirements.txt"
-    out = tmp_path_factory.mktemp("book")
-    proc = subprocess.run([jb, "build", str(ROOT), "-W", "--keep-going", "--path-output", str(out)],
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert "warning" not in proc.stderr.lower(), proc.stderr[-4000:]
-    return out / "_build" / "html"
+def html(book_html):
+    """The book built once per run (``tests/conftest.py``), shared with test_browser.py."""
+    return book_html
 
 
 def test_front_pages_and_chapter_zero(html):

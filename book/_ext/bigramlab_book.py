@@ -13,6 +13,15 @@ Two things the rendered book needs and no configuration option gives:
   ``[2]``, ... The ``bigramlab`` formatting style is pybtex's ``plain`` with labels such as
   ``Chang and Bergen, 2025`` or ``Belrose et al., 2023`` (``a``, ``b``, ... appended when two
   entries would get the same label); ``_config.yml`` selects it with ``bibtex_default_style``.
+* **Prose outputs wrap.** A printed output whose lines hold no column gaps (two spaces
+  inside a line) is prose, such as Chapter 0's corpus passages: it gets the class
+  ``output-prose`` and wraps (``book/_static/custom.css``); printed tables, tensors and
+  other aligned outputs keep their lines and scroll sideways.
+* **Each script once.** sphinx-thebe adds its inline configuration script
+  (``const THEBE_JS_URL = ...``) through ``app.add_js_file`` after the builder started, and
+  Sphinx puts such inline scripts on every page twice (once with filename ``None``, once
+  with ``''``, which its own de-duplication tells apart): a JavaScript error ("Identifier
+  'THEBE_JS_URL' has already been declared") on every page. Duplicates are dropped.
 """
 
 from __future__ import annotations
@@ -44,6 +53,21 @@ def strip_markers(source: str) -> str:
         out.append(lines[i])
         i += 1
     return "\n".join(out)
+
+
+ALIGNED_RE = re.compile(r"\S  +\S")
+
+
+def is_prose(text: str) -> bool:
+    """True for printed text with no aligned columns (no run of two spaces inside a line)."""
+    return bool(text.strip()) and not any(ALIGNED_RE.search(line) for line in text.splitlines())
+
+
+def mark_prose_outputs(app, doctree: nodes.document) -> None:
+    for block in doctree.findall(nodes.literal_block):
+        classes = block.get("classes", [])
+        if "output" in classes and "stream" in classes and is_prose(block.astext()):
+            block["classes"].append("output-prose")
 
 
 def _in_code_cell(node: nodes.Node) -> bool:
@@ -107,9 +131,26 @@ def _author_year_style():
     return AuthorYearStyle
 
 
+def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> None:
+    files = context.get("script_files")
+    if not files:
+        return
+    seen, kept = set(), []
+    for js in files:
+        attributes = getattr(js, "attributes", {}) or {}
+        key = (getattr(js, "filename", None) or "",  # inline scripts: None or ''
+               tuple(sorted((k, str(v)) for k, v in attributes.items())))
+        if key not in seen:
+            seen.add(key)
+            kept.append(js)
+    files[:] = kept
+
+
 def setup(app):
     from pybtex.plugin import register_plugin
 
     register_plugin("pybtex.style.formatting", "bigramlab", _author_year_style())
     app.connect("doctree-read", hide_nbval_markers)
+    app.connect("doctree-read", mark_prose_outputs)
+    app.connect("html-page-context", drop_duplicate_scripts, priority=900)  # after the others
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
