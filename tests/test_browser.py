@@ -3,7 +3,7 @@
 
 Per page: no JavaScript error and no failed or outside request (everything it loads is in
 the book: ``book/_static/vendor``), every image loaded, the math typeset by MathJax (no raw
-TeX left in the text), no nbval marker in the text, wide tables and long output lines
+TeX left in the text), nothing above the title, no nbval marker in the text, wide tables and long output lines
 scroll instead of being clipped; on chapter pages code outputs and a table; on pages built
 from notebooks the Colab button and the repository buttons point where ``_config.yml``
 says. Every interactive plotly figure with a slider changes when the slider moves, and
@@ -219,6 +219,20 @@ def check_page(v: PageVisit, page: str) -> list[str]:
     if "NBVAL" in body:
         i = body.index("NBVAL")
         problems.append(f"nbval marker on the page: ...{body[max(0, i - 60):i + 60]}...")
+
+    before_title = p.evaluate("""() => {
+        const article = document.querySelector('main .bd-article');
+        const h1 = article && article.querySelector('h1');
+        if (!h1) return null;
+        const range = document.createRange();
+        range.setStart(article, 0);
+        range.setEndBefore(h1);
+        return range.toString().trim();
+    }""")
+    if page not in EXTRA_PAGES and before_title is None:
+        problems.append("no title (h1) in the article")
+    elif before_title:
+        problems.append(f"text above the page's title: {before_title[:80]!r}")
 
     clipped = p.evaluate(CLIPPED)
     problems += [f"clipped (too wide, does not scroll): {c}" for c in clipped]
