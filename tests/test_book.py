@@ -35,3 +35,18 @@ def test_chapter_zero_shows_its_outputs(html):
     page = (html / "chapters" / "ch00_setup.html").read_text()
     assert "profile: tiny" in page  # stored outputs are rendered
     assert page.count("<img") >= 2  # the Zipf plot and the loss curve
+
+
+def test_every_chapter_points_to_its_exercises_by_title():
+    """Each chapter has an "Exercises" section linking its exercise page under the page's
+    title ("Exercises 3: continuous sparsification"), not under a raw path."""
+    chapters = sorted((ROOT / "chapters").glob("ch*.md"))
+    assert chapters
+    for md in chapters:
+        n = md.name[2:4]
+        exercise = ROOT / "exercises" / f"ch{n}_exercises.md"
+        title = re.search(r"^# (.+)$", exercise.read_text(), re.MULTILINE).group(1)
+        text = md.read_text()
+        assert re.search(r"^## Exercises$", text, re.MULTILINE), f"{md.name}: no Exercises section"
+        link = f"[{title}](../exercises/ch{n}_exercises.ipynb)"
+        assert link in " ".join(text.split()), f"{md.name}: no link {link}"
