@@ -38,7 +38,7 @@ def test_chapter_zero_shows_its_outputs(html):
 
 
 def test_every_chapter_points_to_its_exercises_by_title():
-    """Each chapter has an "Exercises" section linking its exercise page under the page's
+    """Each chapter ends with an "Exercises" section linking its exercise page under the page's
     title ("Exercises 3: continuous sparsification"), not under a raw path."""
     chapters = sorted((ROOT / "chapters").glob("ch*.md"))
     assert chapters
@@ -47,6 +47,7 @@ def test_every_chapter_points_to_its_exercises_by_title():
         exercise = ROOT / "exercises" / f"ch{n}_exercises.md"
         title = re.search(r"^# (.+)$", exercise.read_text(), re.MULTILINE).group(1)
         text = md.read_text()
-        assert re.search(r"^## Exercises$", text, re.MULTILINE), f"{md.name}: no Exercises section"
+        headings = re.findall(r"^## (.+)$", text, re.MULTILINE)
+        assert headings and headings[-1] == "Exercises", f"{md.name} does not end with Exercises"
         link = f"[{title}](../exercises/ch{n}_exercises.ipynb)"
         assert link in " ".join(text.split()), f"{md.name}: no link {link}"
