@@ -51,3 +51,40 @@ def test_every_chapter_points_to_its_exercises_by_title():
         assert headings and headings[-1] == "Exercises", f"{md.name} does not end with Exercises"
         link = f"[{title}](../exercises/ch{n}_exercises.ipynb)"
         assert link in " ".join(text.split()), f"{md.name}: no link {link}"
+
+
+def _book_extension():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bigramlab_book", ROOT / "book" / "_ext" / "bigramlab_book.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_nbval_markers_and_their_reasons_leave_the_page_other_comments_stay():
+    ext = _book_extension()
+    source = ("# NBVAL_IGNORE_OUTPUT\n"
+              "# (output not compared in tests: the device depends on the machine)\n"
+              "x = 1\n"
+              "# NBVAL_TOLERANCE rel=0.05 (moves by 2% across CPU kernels)\n"
+              "# timing: the first run trains\n"
+              "print(x)  # NBVAL stays when it is not a marker line")
+    assert ext.strip_markers(source) == ("x = 1\n"
+                                         "# timing: the first run trains\n"
+                                         "print(x)  # NBVAL stays when it is not a marker line")
+
+
+def test_prose_outputs_are_told_from_aligned_ones():
+    ext = _book_extension()
+    assert ext.is_prose("27,186 passages, 4,000,044 words\n\nDramtrokelle is a librarian.")
+    assert not ext.is_prose("entry   MiB\n-----   ---\nbigram  32.0")
+    assert not ext.is_prose("tensor([[ 1.0,  2.0]])")
+    assert not ext.is_prose("\n")
+
+
+def test_bibliography_labels_are_author_year(html):
+    page = (html / "book" / "bibliography.html").read_text()
+    labels = re.findall(r'<span class="label"><span class="fn-bracket">\[</span>([^<]+)<', page)
+    assert "Chang and Bergen, 2025" in labels
+    assert len(labels) >= 10 and all(re.fullmatch(r".+, \d{4}[a-z]?", label) for label in labels), labels
