@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .plumbing.cache import cache_dir, list_entries
+from .plumbing.cache import cache_dir, list_entries, short_path
 from .plumbing.devices import describe_device
 from .grade import ExerciseMetadataError, Limits, grade
 from .plumbing.profiles import UnknownProfileError, get_profile
@@ -26,7 +26,7 @@ def _info(args) -> int:
     print(f"          checkpoints {p.checkpoints[0]} .. {p.final_checkpoint} "
           f"({len(p.checkpoints)}), corpus {p.corpus.path}, seq_len {p.seq_len}")
     print(f"device:   {describe_device()}")
-    print(f"cache:    {cache_dir()}")
+    print(f"cache:    {short_path(cache_dir())}")
     entries = list_entries()
     if not entries:
         print("          (empty)")

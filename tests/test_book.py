@@ -2,8 +2,6 @@
 repository configured in _config.yml."""
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,15 +10,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def html(tmp_path_factory):
-    jb = shutil.which("jupyter-book")
-    assert jb, "jupyter-book is not installed: pip install -r requirements.txt"
-    out = tmp_path_factory.mktemp("book")
-    proc = subprocess.run([jb, "build", str(ROOT), "-W", "--keep-going", "--path-output", str(out)],
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert "warning" not in proc.stderr.lower(), proc.stderr[-4000:]
-    return out / "_build" / "html"
+def html(book_html):
+    """The book built once per run (``tests/conftest.py``), shared with test_browser.py."""
+    return book_html
 
 
 def test_front_pages_and_chapter_zero(html):
@@ -43,3 +35,56 @@ def test_chapter_zero_shows_its_outputs(html):
     page = (html / "chapters" / "ch00_setup.html").read_text()
     assert "profile: tiny" in page  # stored outputs are rendered
     assert page.count("<img") >= 2  # the Zipf plot and the loss curve
+
+
+def test_every_chapter_points_to_its_exercises_by_title():
+    """Each chapter ends with an "Exercises" section linking its exercise page under the page's
+    title ("Exercises 3: continuous sparsification"), not under a raw path."""
+    chapters = sorted((ROOT / "chapters").glob("ch*.md"))
+    assert chapters
+    for md in chapters:
+        n = md.name[2:4]
+        exercise = ROOT / "exercises" / f"ch{n}_exercises.md"
+        title = re.search(r"^# (.+)$", exercise.read_text(), re.MULTILINE).group(1)
+        text = md.read_text()
+        headings = re.findall(r"^## (.+)$", text, re.MULTILINE)
+        assert headings and headings[-1] == "Exercises", f"{md.name} does not end with Exercises"
+        link = f"[{title}](../exercises/ch{n}_exercises.ipynb)"
+        assert link in " ".join(text.split()), f"{md.name}: no link {link}"
+
+
+def _book_extension():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bigramlab_book", ROOT / "book" / "_ext" / "bigramlab_book.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_nbval_markers_and_their_reasons_leave_the_page_other_comments_stay():
+    ext = _book_extension()
+    source = ("# NBVAL_IGNORE_OUTPUT\n"
+              "# (output not compared in tests: the device depends on the machine)\n"
+              "x = 1\n"
+              "# NBVAL_TOLERANCE rel=0.05 (moves by 2% across CPU kernels)\n"
+              "# timing: the first run trains\n"
+              "print(x)  # NBVAL stays when it is not a marker line")
+    assert ext.strip_markers(source) == ("x = 1\n"
+                                         "# timing: the first run trains\n"
+                                         "print(x)  # NBVAL stays when it is not a marker line")
+
+
+def test_prose_outputs_are_told_from_aligned_ones():
+    ext = _book_extension()
+    assert ext.is_prose("27,186 passages, 4,000,044 words\n\nDramtrokelle is a librarian.")
+    assert not ext.is_prose("entry   MiB\n-----   ---\nbigram  32.0")
+    assert not ext.is_prose("tensor([[ 1.0,  2.0]])")
+    assert not ext.is_prose("\n")
+
+
+def test_bibliography_labels_are_author_year(html):
+    page = (html / "book" / "bibliography.html").read_text()
+    labels = re.findall(r'<span class="label"><span class="fn-bracket">\[</span>([^<]+)<', page)
+    assert "Chang and Bergen, 2025" in labels
+    assert len(labels) >= 10 and all(re.fullmatch(r".+, \d{4}[a-z]?", label) for label in labels), labels

@@ -31,3 +31,44 @@ def test_require_profile_names_the_fix():
     for bad in ("tiny", None):
         with pytest.raises(TypeError, match=r"get_profile\(" + repr(bad).replace("'", ".")):
             require_profile(bad)
+
+
+def test_short_path_abbreviates_the_home_folder(tmp_path):
+    from pathlib import Path
+
+    from bigramlab.plumbing.cache import short_path
+
+    assert short_path(Path.home() / ".cache" / "bigramlab") == "~/.cache/bigramlab"
+    outside = Path("/") / "srv" / "bigramlab-cache"  # not under any home folder here
+    if Path.home() not in outside.parents:
+        assert short_path(outside) == str(outside)
+
+
+def test_quiet_transformers_silences_its_bars_not_the_hubs(tmp_path):
+    """transformers' own bars ("Writing model shards" in save_pretrained, "Loading weights"
+    in from_pretrained; Chapter 0's stored outputs held them) are off inside, the Hub's
+    download bars stay on, and the previous setting comes back. (Under pytest tqdm is
+    already off, from $TQDM_DISABLE at import, so the flags are what can be checked.)"""
+    from huggingface_hub.utils import are_progress_bars_disabled
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    from bigramlab.plumbing.progress import quiet_transformers
+
+    config = GPTNeoXConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1,
+                           num_attention_heads=2, intermediate_size=32,
+                           max_position_embeddings=32)
+    model = GPTNeoXForCausalLM(config)
+    hf_logging.enable_progress_bar()
+    assert not are_progress_bars_disabled()
+    with quiet_transformers():
+        assert not hf_logging.is_progress_bar_enabled()
+        assert not are_progress_bars_disabled()  # downloads keep their bars
+        model.save_pretrained(tmp_path / "m")
+        GPTNeoXForCausalLM.from_pretrained(tmp_path / "m")
+    assert hf_logging.is_progress_bar_enabled()  # restored
+    hf_logging.disable_progress_bar()
+    with quiet_transformers():
+        pass
+    assert not hf_logging.is_progress_bar_enabled()  # an off setting stays off
+    hf_logging.enable_progress_bar()

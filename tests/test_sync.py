@@ -445,6 +445,8 @@ def test_make_exercise_on_small_notebook():
     assert ex.metadata["jupytext"]["formats"] == "ipynb,md:myst"
     assert "widgets" not in ex.metadata
     assert [c.id for c in ex.cells] == [gen.NOTE_CELL_ID, "c0", "c1", "c2", "c4", "c5"]
+    # the maintainers' note stays off the book's page, which opens with the title
+    assert ex.cells[0].metadata["tags"] == ["remove-cell"]
 
 
 def test_make_exercise_is_deterministic_and_round_trips_through_jupytext():

@@ -14,7 +14,8 @@
   ``# YOUR CODE HERE`` (and loses that tag).
 * A markdown (or raw) cell tagged ``solution-only`` is dropped.
 * Every code cell loses its outputs and execution count.
-* A markdown cell at the top says the file is generated and how to change it.
+* A markdown cell at the top says the file is generated and how to change it, for
+  maintainers: it is tagged ``remove-cell``, so the book's page opens with the title.
 * Exercise metadata (a code cell's ``bigramlab`` key: the exercise's number,
   difficulty, importance, minutes and its graded checks with stable ids and
   points; see ``bigramlab/grade/assignments.py``) is validated and copied as it
@@ -61,6 +62,8 @@ STUB_CELL = "# YOUR CODE HERE"
 TAG_SOLUTION = "solution"
 TAG_SOLUTION_ONLY = "solution-only"
 NOTE_CELL_ID = "generated-exercise-note"
+#: Jupyter Book leaves cells with this tag off the page (the note is for maintainers).
+NOTE_TAGS = ["remove-cell"]
 MD_FORMAT = "md:myst"
 JUPYTEXT_FORMATS = "ipynb,md:myst"
 #: Notebook-level metadata that is output-like and not carried over.
@@ -127,9 +130,9 @@ def check_exercise_metadata(nb, solution_rel: str) -> None:
 
 
 def note_text(solution_rel: str) -> str:
-    """The markdown shown at the top of every generated exercise notebook."""
+    """The markdown at the top of every generated exercise notebook (not on the book's page)."""
     return (
-        f"> **Generated file, do not edit.** This notebook is generated from "
+        f"> **For maintainers: generated file, do not edit.** This notebook is generated from "
         f"`{solution_rel}` by `tools/make_exercises.py`. To change it, edit the "
         f"solution notebook and run `python tools/make_exercises.py`."
     )
@@ -219,7 +222,8 @@ def make_exercise(solution_nb, solution_rel: str = "solutions/notebook.ipynb"):
             cell["id"] = f"cell-{index}"  # deterministic, unlike nbformat's random ids
         cells.append(cell)
 
-    note = nbformat.v4.new_markdown_cell(note_text(solution_rel))
+    note = nbformat.v4.new_markdown_cell(note_text(solution_rel),
+                                         metadata={"tags": list(NOTE_TAGS)})
     if has_ids:
         note["id"] = NOTE_CELL_ID
     else:

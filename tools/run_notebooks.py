@@ -39,6 +39,9 @@ def run(path: Path, out_dir: Path | None = None) -> Path:
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:  # no timestamps: re-running must not change unchanged outputs
         cell.metadata.pop("execution", None)
+    # widget state is output too: nbclient writes it only when the run makes widgets, so
+    # the state of an earlier run's widgets would stay (and be embedded in the book)
+    nb.metadata.pop("widgets", None)
     t = time.perf_counter()
     print(f"executing {path} ...", flush=True)
     NotebookClient(nb, timeout=1800, kernel_name="python3", record_timing=False,

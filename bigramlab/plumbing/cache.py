@@ -36,6 +36,16 @@ def cache_dir() -> Path:
     return Path(user_cache_dir("bigramlab"))
 
 
+def short_path(path) -> str:
+    """``path`` as a person reads it: under the home folder as ``~/...`` (so a printed
+    cache path says where to look without naming the machine's user)."""
+    path = Path(path)
+    try:
+        return str(Path("~") / path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
 def key_of(*parts) -> str:
     """A short, stable hash of JSON-able parts (dicts, strings, numbers)."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()

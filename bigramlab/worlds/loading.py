@@ -12,13 +12,11 @@ entry points that accept a profile's name. Defined in Chapter 0.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from transformers.utils import logging as hf_logging
 
 from ..plumbing.devices import default_device
+from ..plumbing.progress import quiet_transformers
 from ..plumbing.profiles import Profile, require_profile
 from . import hub
 from .tiny.build import build_world
@@ -39,19 +37,6 @@ def check_checkpoint(profile: Profile, checkpoint: str | None) -> str:
     return checkpoint
 
 
-@contextmanager
-def _quiet_loading():
-    """Silence transformers' per-tensor 'Loading weights' bar (noise in notebooks
-    and logs: a tiny model loads in milliseconds); restore the setting after."""
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-
-
 def load_tokenizer(profile: Profile):
     """The profile's tokenizer (a ``transformers`` fast tokenizer)."""
     profile = require_profile(profile)
@@ -68,7 +53,7 @@ def load_model(profile: Profile, checkpoint: str | None = None,
     large, which are masked in low memory)."""
     profile = require_profile(profile)
     checkpoint = check_checkpoint(profile, checkpoint)
-    with _quiet_loading():
+    with quiet_transformers():
         if profile.is_tiny:
             folder = build_world(profile, stage="lm") / "checkpoints" / checkpoint
             model = AutoModelForCausalLM.from_pretrained(str(folder))

@@ -21,7 +21,7 @@ import torch
 from ...methods.batching import batch_indices
 from ...plumbing.cache import verify, write_manifest
 from ...plumbing.inputs import DamagedFileError, load_torch_file
-from ...plumbing.progress import progress_bar
+from ...plumbing.progress import progress_bar, quiet_transformers
 
 #: Per checkpoint, what resuming from it needs besides the weights (AdamW, step, losses).
 TRAINER_STATE = "trainer_state.pt"
@@ -104,7 +104,9 @@ def resume(model, opt, out: Path, checkpoints: tuple[str, ...]) -> tuple[int | N
         shutil.rmtree(root)
         return None, []
     # from_pretrained: the names on disk are the library's (e.g. embed_out), not the module's
-    model.load_state_dict(type(model).from_pretrained(folder).to(device).state_dict())
+    with quiet_transformers():
+        saved = type(model).from_pretrained(folder)
+    model.load_state_dict(saved.to(device).state_dict())
     opt.load_state_dict(state["opt"])
     return state["step"], state["losses"]
 
@@ -116,7 +118,8 @@ def _save(model, opt, out: Path, name: str, step: int, losses: list[float]) -> N
     folder = out / "checkpoints" / name
     tmp = folder.with_name(name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    with quiet_transformers():  # no "Writing model shards" bar per checkpoint
+        model.save_pretrained(tmp)
     torch.save({"step": step, "losses": list(losses), "opt": opt.state_dict()},
                tmp / TRAINER_STATE)
     write_manifest(tmp, {"step": step})
