@@ -313,7 +313,7 @@ def _heatmap_explorer(name, labels, values, counts, titles, lines, x, y, xlabel,
         yaxis=dict(title=ylabel, type="category", autorange="reversed")))
 
     def draw(i, ax):
-        im = ax.imshow(values[i], vmin=0, vmax=vmax, cmap="viridis", aspect="auto")
+        im = ax.imshow(values[i].numpy(), vmin=0, vmax=vmax, cmap="viridis", aspect="auto")
         for (row, col), n in zip(torch.cartesian_prod(torch.arange(values[i].shape[0]),
                                                       torch.arange(values[i].shape[1])).tolist(),
                                  torch.as_tensor(counts[i]).flatten().tolist()):
