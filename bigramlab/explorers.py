@@ -150,11 +150,14 @@ def _slider_figure(traces, varying, updates, titles, labels, prefix, layout=None
     steps = [dict(method="update", label=lab, args=[upd, {"title.text": t}, list(varying)])
              for upd, t, lab in zip(updates, titles, labels)]
     fig.update_layout(
-        template="plotly_white", title=dict(text=titles[0], font=dict(size=14)),
+        template="none", plot_bgcolor="white", font=dict(size=12),  # no template: small pages
+        title=dict(text=titles[0], font=dict(size=14)),
         height=420, margin=dict(l=70, r=30, t=60, b=40),
         sliders=[dict(active=0, steps=steps, pad=dict(t=50), font=dict(size=10),
                       currentvalue=dict(prefix=prefix, font=dict(size=12)))],
         **(layout or {}))
+    fig.update_xaxes(automargin=True, gridcolor="#e8e8e8", linecolor="#888", showline=True)
+    fig.update_yaxes(automargin=True, gridcolor="#e8e8e8", linecolor="#888", showline=True)
     return fig
 
 
@@ -186,15 +189,14 @@ def bigram_explorer(bigram, tokenizer, k: int = 10, n_contexts: int = 30) -> Exp
         lines.append(f"{name:>12} -> " + ", ".join(f"{t} {q:.3f}" for t, q in kept[:3]))
     updates = [{"x": [[_num(q) for _, q in r]], "y": [list(range(len(r)))],
                 "text": [[f"{q:.3f}" for _, q in r]]} for r in rows]
-    layouts = [{"yaxis.ticktext": [t for t, _ in r], "yaxis.tickvals": list(range(len(r)))}
-               for r in rows]
+    layouts = [{"yaxis.ticktext": [t for t, _ in r], "yaxis.tickvals": list(range(len(r))),
+                "xaxis.range": [0, _num(max([0.02, *(q for _, q in r)]) * 1.18)]} for r in rows]
     labels = ["start", *(str(n) for n in range(1, len(contexts)))]
     bar = go.Bar(orientation="h", x=updates[0]["x"][0], y=updates[0]["y"][0],
                  text=updates[0]["text"][0], textposition="outside", cliponaxis=False,
                  marker_color="#1f77b4", hovertemplate="P = %{x:.4f}<extra></extra>")
-    xmax = max([0.05, *(q for r in rows for _, q in r)]) * 1.15
     fig = _slider_figure([bar], [0], updates, titles, labels, "context rank: ", dict(
-        xaxis=dict(title="P(next | context)", range=[0, xmax]),
+        xaxis=dict(title="P(next | context)", range=layouts[0]["xaxis.range"]),
         yaxis=dict(autorange="reversed", tickvals=layouts[0]["yaxis.tickvals"],
                    ticktext=layouts[0]["yaxis.ticktext"], tickfont=dict(family="monospace"))))
     for step, lay in zip(fig.layout.sliders[0].steps, layouts):
