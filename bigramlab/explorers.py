@@ -272,8 +272,8 @@ def lambda_sweep_explorer(lambdas, kept, r, ce=None, *, threshold: float = 0.95)
                        cliponaxis=False, line=dict(color="#1f77b4"), textfont=dict(size=11),
                        hovertemplate="%{text}: kept %{x:,}, r %{y:.3f}<extra></extra>")
     mark = go.Scatter(x=[xs[0]], y=[_num(r[0])], mode="markers", showlegend=False,
-                      marker=dict(size=16, color="rgba(214,39,40,0.5)",
-                                  line=dict(color="#d62728", width=2)), hoverinfo="skip")
+                      marker=dict(size=13, color="rgba(214,39,40,0)",  # hollow: the label stays legible
+                                  line=dict(color="#d62728", width=2.5)), hoverinfo="skip")
     updates = [{"x": [[x]], "y": [[_num(v)]]} for x, v in zip(xs, r)]
     lo, hi = min(r + [threshold]), max(r + [threshold])
     pad = (hi - lo) * 0.12 + 0.01
