@@ -215,33 +215,46 @@ def plot_lens_heatmap(probs: torch.Tensor, tokens: list[str], ax=None,
 # ---------------------------------------------------------------------------
 # Chapter 3: the lambda sweep.
 
-def _label_offsets(xs):
-    """Above or below each point, alternating between neighbours whose labels
-    would collide (so that no two labels overlap)."""
+# where a point's label goes: (matplotlib ha, va, offset in points; plotly textposition)
+LABEL_PLACES = {"above": ("center", "bottom", (0, 6), "top center"),
+                "below": ("center", "top", (0, -6), "bottom center"),
+                "below left": ("right", "top", (-3, -6), "bottom left"),
+                "right": ("left", "center", (7, 0), "middle right")}
+
+
+def _label_offsets(xs, ys):
+    """Where each point's label goes (a key of ``LABEL_PLACES``): above and below
+    alternately along x, so that labels of close points never collide; below
+    and to the left where the line falls to the right (it would cross the
+    label); the rightmost point's label to its right."""
     order = sorted(range(len(xs)), key=lambda i: xs[i])
     where, last = [None] * len(xs), "below"
-    for i in order:
-        last = "above" if last == "below" else "below"
+    for n, i in enumerate(order):
+        last = "above" if last != "above" else "below"
         where[i] = last
+        if last == "below" and n + 1 < len(order) and ys[order[n + 1]] < ys[i]:
+            where[i] = "below left"
+    if order:
+        where[order[-1]] = "right"
     return where
 
 
 def plot_lambda_sweep(lambdas, kept, r, ax=None, threshold: float = 0.95):
     """Chapter 3's sweep plot with matplotlib: r against kept entries (log axis,
-    0 drawn at 1), each point labelled with its lambda, labels alternating above
-    and below so that none overlap, the x range padded so that none is clipped."""
+    0 drawn at 1), each point labelled with its lambda where no other label or
+    the line runs (``_label_offsets``), the x range padded so that none is clipped."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.6))
     xs = [max(int(k), 1) for k in kept]
     ax.plot(xs, r, "o-")
-    for x, y, lam, w in zip(xs, r, lambdas, _label_offsets(xs)):
-        ax.annotate(f"λ={float(lam):g}", (x, y), fontsize=8, ha="center",
-                    va="bottom" if w == "above" else "top", textcoords="offset points",
-                    xytext=(0, 6 if w == "above" else -6), annotation_clip=False)
+    for x, y, lam, w in zip(xs, r, lambdas, _label_offsets(xs, r)):
+        ha, va, offset, _ = LABEL_PLACES[w]
+        ax.annotate(f"λ={float(lam):g}", (x, y), fontsize=8, ha=ha, va=va,
+                    textcoords="offset points", xytext=offset, annotation_clip=False)
     ax.axhline(threshold, color="gray", ls=":", lw=1)
     lo, hi = min([*r, threshold]), max([*r, threshold])
     pad = (hi - lo) * 0.12 + 0.01
-    ax.set(xscale="log", xlim=(0.5, max(xs) * 2.8), ylim=(lo - pad, hi + pad),
+    ax.set(xscale="log", xlim=(0.5, max(xs) * 6), ylim=(lo - pad, hi + pad),
            xlabel="kept maskable entries (λ=+inf drawn at 1)",
            ylabel="Pearson r with\nbigram surprisal",
            title="bigram-likeness against subnetwork size")

@@ -33,8 +33,8 @@ import plotly.io as pio
 import torch
 from IPython import get_ipython
 
-from .display import (_argsort_desc, _label_offsets, plot_lambda_sweep, plot_next_tokens,
-                      token_label)
+from .display import (LABEL_PLACES, _argsort_desc, _label_offsets, plot_lambda_sweep,
+                      plot_next_tokens, token_label)
 from .methods.bigrams import context_counts
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -260,19 +260,18 @@ def lambda_sweep_explorer(lambdas, kept, r, ce=None, *, threshold: float = 0.95)
                          "value per lambda")
     xs = [max(k, 1) for k in kept]
     names = [f"λ={lam:g}" for lam in lambdas]
-    where = _label_offsets(xs)
+    where = _label_offsets(xs, r)
     titles, lines = [], []
     for name, k, rr, c in zip(names, kept, r, ce):
         extra = "" if c is None else f", CE to bigram {c:.3f}"
         titles.append(f"{name}: {k:,} kept entries, r = {rr:.3f}{extra}")
         lines.append(f"{name:>9}: kept {k:>7,}  r {rr:.3f}" + ("" if c is None else f"  CE {c:.3f}"))
     curve = go.Scatter(x=xs, y=[_num(v) for v in r], mode="lines+markers+text", text=names,
-                       textposition=["top center" if w == "above" else "bottom center"
-                                     for w in where],
+                       textposition=[LABEL_PLACES[w][3] for w in where],
                        cliponaxis=False, line=dict(color="#1f77b4"), textfont=dict(size=11),
                        hovertemplate="%{text}: kept %{x:,}, r %{y:.3f}<extra></extra>")
     mark = go.Scatter(x=[xs[0]], y=[_num(r[0])], mode="markers", showlegend=False,
-                      marker=dict(size=13, color="rgba(214,39,40,0)",  # hollow: the label stays legible
+                      marker=dict(size=11, color="rgba(214,39,40,0)",  # hollow: the label stays legible
                                   line=dict(color="#d62728", width=2.5)), hoverinfo="skip")
     updates = [{"x": [[x]], "y": [[_num(v)]]} for x, v in zip(xs, r)]
     lo, hi = min(r + [threshold]), max(r + [threshold])
@@ -281,7 +280,7 @@ def lambda_sweep_explorer(lambdas, kept, r, ce=None, *, threshold: float = 0.95)
                          "λ = ", dict(
         showlegend=False,
         xaxis=dict(type="log", title="kept maskable entries (λ=+inf drawn at 1)",
-                   range=[-0.3, math.log10(max(xs)) + 0.45]),
+                   range=[-0.3, math.log10(max(xs)) + 0.75]),
         yaxis=dict(title="Pearson r with bigram surprisal", range=[lo - pad, hi + pad]),
         shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=threshold, y1=threshold,
                      line=dict(color="gray", dash="dot", width=1))]))
