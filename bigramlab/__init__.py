@@ -32,7 +32,8 @@ layers above it in this list (``tests/test_layers.py`` checks it):
   training; a T4's cost from a config), ``circuits``
   (agreement cases, measures of many subnetworks, the add-back path),
   ``world_report`` (Chapter 0's tables).
-- on top: ``display`` (tables and plots), ``checks`` (exercise checks, one
+- on top: ``display`` (tables and plots), ``explorers`` (sliders that work
+  on a static page and in a live kernel, Chapters 1, 3-5), ``checks`` (exercise checks, one
   module per chapter), ``grade`` (grading students' notebooks with those
   checks), ``cli`` (``bigramlab info`` / ``build`` / ``grade``).
 

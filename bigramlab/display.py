@@ -2,20 +2,18 @@
 is what the package contains).
 
 Defined in Chapter 0 (tables, the loss curve), Chapter 1 (the bigram
-model's plots and explorer) and Chapter 2 (the logit-lens heatmap).
+model's plots), Chapter 2 (the logit-lens heatmap) and Chapter 3 (the lambda
+sweep). The explorers (static and live) are in ``bigramlab.explorers``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.colors import LogNorm
-
-from .methods.bigrams import context_counts
 
 
 def format_table(rows: Sequence[dict], floatfmt: str = ".3f") -> str:
@@ -108,52 +106,6 @@ def plot_next_tokens(bigram, tokenizer, token_id: int, k: int = 10, ax=None):
     return ax
 
 
-def bigram_explorer(bigram, tokenizer, k: int = 10, n_options: int = 300):
-    """An ipywidgets explorer of a bigram model's next-token distributions.
-
-    Pick a context from a dropdown (the start placeholder and the
-    ``n_options`` most frequent tokens) or type any text (its last token is
-    the context); a slider sets how many next tokens the bar chart shows.
-    Returns the widget (display it, or make it the last line of a cell).
-    Needs a running kernel: a rendered page shows no live widget.
-    """
-
-    counts = context_counts(bigram)[: bigram.vocab_size].cpu()
-    top = _argsort_desc(counts)[:n_options].tolist()
-    options = [(token_label(tokenizer, bigram.start_id, bigram.start_id), bigram.start_id)]
-    options += [(f"{token_label(tokenizer, i)}  ({int(counts[i]):,}x)", i) for i in top]
-    dropdown = widgets.Dropdown(options=options, value=top[0] if top else bigram.start_id,
-                                description="token")
-    text = widgets.Text(placeholder="or type text: its last token is used",
-                        description="text")
-    slider = widgets.IntSlider(value=k, min=3, max=30, description="top k")
-    note = widgets.HTML()
-    out = widgets.Output()
-
-    def context():
-        ids = tokenizer(text.value, add_special_tokens=False)["input_ids"] if text.value else []
-        return (ids[-1] if ids else dropdown.value), bool(ids)
-
-    def redraw(*_):
-        token_id, typed = context()
-        seen = token_id == bigram.start_id or int(counts[token_id]) > 0
-        note.value = (f"context id {token_id}" + (" (last token of the text)" if typed else "")
-                      + ("" if seen else ": never seen in training, so it backs off to the "
-                         "unigram distribution"))
-        with out:
-            out.clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(5, 0.28 * slider.value + 0.9))
-            plot_next_tokens(bigram, tokenizer, token_id, slider.value, ax=ax)
-            plt.show()
-
-    for w in (dropdown, text, slider):
-        w.observe(redraw, names="value")
-    box = widgets.VBox([widgets.HBox([dropdown, slider]), text, note, out])
-    box.redraw, box.context = redraw, context  # handles for tests and curious readers
-    redraw()
-    return box
-
-
 def _argsort_desc(values):
     """Indices that sort a 1-D tensor in decreasing order, ties by ascending index."""
     return torch.sort(torch.as_tensor(values), descending=True, stable=True).indices
@@ -206,7 +158,7 @@ def plot_surprisal_scatter(lm_bits, bigram_bits, ax=None, max_points: int = 200_
 
 def plot_next_token_grid(bigram, tokenizer, token_ids, k: int = 8, ncols: int = 3):
     """Next-token bar charts (:func:`plot_next_tokens`) for several contexts side
-    by side: a static stand-in for :func:`bigram_explorer`. Returns the figure."""
+    by side: a static overview beside ``bigramlab.explorers.bigram_explorer``. Returns the figure."""
     token_ids = list(token_ids)
     nrows = -(-len(token_ids) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, (0.26 * k + 1.1) * nrows),
@@ -257,4 +209,53 @@ def plot_lens_heatmap(probs: torch.Tensor, tokens: list[str], ax=None,
     ax.set_ylabel("layer (0 = embedding)")
     ax.set_title(title)
     plt.colorbar(im, ax=ax, fraction=0.03)
+    return ax
+
+
+# ---------------------------------------------------------------------------
+# Chapter 3: the lambda sweep.
+
+# where a point's label goes: (matplotlib ha, va, offset in points; plotly textposition)
+LABEL_PLACES = {"above": ("center", "bottom", (0, 6), "top center"),
+                "below": ("center", "top", (0, -6), "bottom center"),
+                "below left": ("right", "top", (-3, -6), "bottom left"),
+                "right": ("left", "center", (7, 0), "middle right")}
+
+
+def _label_offsets(xs, ys):
+    """Where each point's label goes (a key of ``LABEL_PLACES``): above and below
+    alternately along x, so that labels of close points never collide; below
+    and to the left where the line falls to the right (it would cross the
+    label); the rightmost point's label to its right."""
+    order = sorted(range(len(xs)), key=lambda i: xs[i])
+    where, last = [None] * len(xs), "below"
+    for n, i in enumerate(order):
+        last = "above" if last != "above" else "below"
+        where[i] = last
+        if last == "below" and n + 1 < len(order) and ys[order[n + 1]] < ys[i]:
+            where[i] = "below left"
+    if order:
+        where[order[-1]] = "right"
+    return where
+
+
+def plot_lambda_sweep(lambdas, kept, r, ax=None, threshold: float = 0.95):
+    """Chapter 3's sweep plot with matplotlib: r against kept entries (log axis,
+    0 drawn at 1), each point labelled with its lambda where no other label or
+    the line runs (``_label_offsets``), the x range padded so that none is clipped."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.6))
+    xs = [max(int(k), 1) for k in kept]
+    ax.plot(xs, r, "o-")
+    for x, y, lam, w in zip(xs, r, lambdas, _label_offsets(xs, r)):
+        ha, va, offset, _ = LABEL_PLACES[w]
+        ax.annotate(f"λ={float(lam):g}", (x, y), fontsize=8, ha=ha, va=va,
+                    textcoords="offset points", xytext=offset, annotation_clip=False)
+    ax.axhline(threshold, color="gray", ls=":", lw=1)
+    lo, hi = min([*r, threshold]), max([*r, threshold])
+    pad = (hi - lo) * 0.12 + 0.01
+    ax.set(xscale="log", xlim=(0.5, max(xs) * 6), ylim=(lo - pad, hi + pad),
+           xlabel="kept maskable entries (λ=+inf drawn at 1)",
+           ylabel="Pearson r with\nbigram surprisal",
+           title="bigram-likeness against subnetwork size")
     return ax

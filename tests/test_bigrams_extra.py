@@ -239,8 +239,8 @@ def test_token_labels_and_rows():
 def test_plots_and_explorer_run():
     import matplotlib.pyplot as plt
 
-    from bigramlab.display import (bigram_explorer, plot_next_tokens, plot_surprisal_scatter,
-                                   plot_zipf)
+    from bigramlab.display import plot_next_tokens, plot_surprisal_scatter, plot_zipf
+    from bigramlab.explorers import bigram_explorer
 
     tok = FakeTokenizer()
     V, seqs = 8, torch.tensor([[1, 2, 1, 3, 1, 2, 5], [2, 1, 2, 3, 3, 1, 1]])
@@ -253,7 +253,7 @@ def test_plots_and_explorer_run():
     plot_zipf(unigram_counts(model), -1.0, 2.0, lo=1, hi=5)
     bits = model.surprisal(seqs)
     plot_surprisal_scatter(torch.rand_like(bits) * 3, bits)
-    w = bigram_explorer(model, tok, k=4, n_options=3)
+    w = bigram_explorer(model, tok, k=4, n_contexts=3).widget()  # the live view
     dropdown, slider = w.children[0].children
     text = w.children[1]
     assert dropdown.options[0] == ("<start>", V)
