@@ -29,7 +29,8 @@ pytestmark = pytest.mark.slow
 
 #: Pages (paths in the built book) with an interactive explorer: at least one plotly figure
 #: with a slider each (the slider is moved on every page that has one, listed or not).
-EXPLORER_PAGES: list[str] = []
+EXPLORER_PAGES: list[str] = ["chapters/ch01_bigrams.html", "chapters/ch03_sparsification.html",
+                             "chapters/ch04_where.html", "chapters/ch05_pretraining.html"]
 
 #: Pages Sphinx writes besides the table of contents' documents.
 EXTRA_PAGES = ["genindex.html", "search.html"]

@@ -24,8 +24,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPLORER_PAGES = ["chapters/ch01_bigrams.html", "chapters/ch03_sparsification.html",
-                  "chapters/ch04_where.html", "chapters/ch05_pretraining.html"]
+from tests.test_browser import EXPLORER_PAGES  # noqa: E402  (one list for both)
 REQUIRED = bool(os.environ.get("CI") or os.environ.get("BIGRAMLAB_REQUIRE_BROWSER"))
 
 
@@ -61,14 +60,9 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def html(tmp_path_factory):
-    jb = shutil.which("jupyter-book")
-    assert jb, "jupyter-book is not installed: pip install -r requirements.txt"
-    out = tmp_path_factory.mktemp("explorer-book")
-    proc = subprocess.run([jb, "build", str(ROOT), "-W", "--keep-going", "--path-output", str(out)],
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return out / "_build" / "html"
+def html(book_html):
+    """The book built once per test run (tests/conftest.py), shared with test_browser.py."""
+    return book_html
 
 
 STATE = """() => Array.from(document.querySelectorAll('.bigramlab-explorer .js-plotly-plot'))
