@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -96,9 +98,13 @@ def test_wheel_holds_every_module_and_nothing_else(dist):
     assert not [n for n in names if n.startswith("bigramlab/") and n not in modules]
     metadata = zipfile.ZipFile(wheel).read(info + "METADATA").decode()
     assert f"Version: {VERSION}" in metadata.splitlines()
-    requires = sorted(line.split(": ", 1)[1] for line in metadata.splitlines()
+    def canonical(requirement: str) -> tuple[str, str]:
+        r = Requirement(requirement)
+        return canonicalize_name(r.name), str(r.specifier)
+
+    requires = sorted(canonical(line.split(": ", 1)[1]) for line in metadata.splitlines()
                       if line.startswith("Requires-Dist: "))
-    assert requires == sorted(re.sub(r"\s+", "", d) for d in pyproject()["project"]["dependencies"])
+    assert requires == sorted(canonical(d) for d in pyproject()["project"]["dependencies"])
     entry_points = zipfile.ZipFile(wheel).read(info + "entry_points.txt").decode()
     assert "bigramlab = bigramlab.cli:main" in entry_points
 
@@ -120,9 +126,12 @@ def test_wheel_installs_and_runs_outside_the_repository(dist, tmp_path):
     python = venv / "bin" / "python"
     site = Path(run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
                 .stdout.strip())
-    # The dependencies (torch, transformers, ...) are this environment's: a path line in
-    # a .pth file, whose own .pth files (e.g. an editable bigramlab) are not processed.
-    (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # The dependencies (torch, transformers, ...) are this environment's: its package
+    # folders as path lines in a .pth file (their own .pth files, such as an editable
+    # bigramlab's, are not processed), after the new environment's own.
+    ours = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages")]
+    assert sysconfig.get_paths()["purelib"] in ours
+    (site / "dependencies.pth").write_text("".join(f"{p}\n" for p in ours))
     run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps",
          "--no-index", "-q", wheel])
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
