@@ -43,3 +43,13 @@ def test_chapter_zero_shows_its_outputs(html):
     page = (html / "chapters" / "ch00_setup.html").read_text()
     assert "profile: tiny" in page  # stored outputs are rendered
     assert page.count("<img") >= 2  # the Zipf plot and the loss curve
+
+
+def test_every_page_shows_its_version_report(html):
+    """The report cell after the install cell has a stored output, and it is rendered."""
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(),
+                        re.MULTILINE).group(1)
+    pages = sorted((html / "chapters").glob("ch*.html"))
+    assert len(pages) == len(list((ROOT / "chapters").glob("ch*.ipynb")))
+    for page in pages:
+        assert f"bigramlab {version} (this book: {version})" in page.read_text(), page.name
