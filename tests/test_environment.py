@@ -89,3 +89,35 @@ def test_installed_version_mismatch_fails_the_report(tiny, monkeypatch, capsys):
     with pytest.raises(VersionMismatchError, match="0.0.1 is installed"):
         report(bigramlab.__version__, device="cpu")
     assert "MISMATCH" in capsys.readouterr().out
+
+
+@pytest.mark.notebooks
+def test_nbval_fails_a_notebook_whose_bigramlab_version_differs(tmp_path):
+    """The report cell's output is not compared (NBVAL_IGNORE_OUTPUT), but its raise
+    still fails nbval: ch00's first two code cells, as stored and with another version."""
+    import copy
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import nbformat
+
+    root = Path(__file__).resolve().parent.parent
+    nb = nbformat.read(root / "chapters" / "ch00_setup.ipynb", as_version=4)
+    install, report_cell = [c for c in nb.cells if c.cell_type == "code"][:2]
+    version = bigramlab.__version__
+    assert f'environment_report("{version}")' in report_cell.source
+    for name, v in (("same", version), ("other", "9.9.9")):
+        out = nbformat.v4.new_notebook(metadata=nb.metadata)
+        out.cells = [copy.deepcopy(install), copy.deepcopy(report_cell)]
+        out.cells[1].source = out.cells[1].source.replace(f'"{version}"', f'"{v}"')
+        nbformat.write(out, tmp_path / f"{name}.ipynb")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(root), *filter(None, [os.environ.get("PYTHONPATH")])]), "BIGRAMLAB_PROFILE": "tiny"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "--nbval", "--nbval-current-env", "same.ipynb", "other.ipynb"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert "FAILED other.ipynb::Cell 1" in done.stdout, done.stdout[-3000:]
+    assert "1 failed, 3 passed" in done.stdout, done.stdout[-3000:]
+    assert "VersionMismatchError" in done.stdout
