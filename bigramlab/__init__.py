@@ -6,7 +6,8 @@ layers above it in this list (``tests/test_layers.py`` checks it):
 
 - ``plumbing``: what everything uses. ``profiles`` (named bundles of model,
   checkpoints, corpus and budgets), ``cache``, ``devices``, ``progress``,
-  ``files`` (the one atomic write).
+  ``files`` (the one atomic write), ``environment`` (the version report after the
+  install cell, and the check that the book's bigramlab version runs).
 - ``methods``: the paper's algorithms, tensors and Hugging Face models in,
   tensors out; no Profile, no cache, no network. ``ngrams`` (counting),
   ``rowstore`` / ``bigrams`` / ``sparse_ce`` (the bigram model), ``trigrams``
@@ -41,12 +42,12 @@ The entry points below accept a profile's name (or None: ``$BIGRAMLAB_PROFILE``,
 else automatic) and resolve it once; everything beneath them takes a Profile.
 """
 
-__version__ = "0.1.0"
-
 from .methods.anatomy import (KINDS, MaskableMatrix, UnsupportedArchitectureError,
                               count_maskable, maskable_matrices, parameter_groups)
 from .plumbing.cache import cache_dir
 from .plumbing.devices import default_device
+from .plumbing.environment import __version__
+from .plumbing.environment import report as environment_report
 from .plumbing.profiles import PROFILES, Profile, UnknownProfileError, get_profile
 from .worlds import loading as _loading
 from .worlds.hub import HubUnavailableError
@@ -56,7 +57,7 @@ __all__ = [
     "KINDS", "MaskableMatrix", "UnsupportedArchitectureError", "count_maskable",
     "maskable_matrices", "parameter_groups", "cache_dir", "load_corpus", "default_device",
     "HubUnavailableError", "load_model", "load_tokenizer", "build_world", "PROFILES", "Profile",
-    "UnknownProfileError", "get_profile", "__version__",
+    "UnknownProfileError", "get_profile", "environment_report", "__version__",
 ]
 
 

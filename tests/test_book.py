@@ -88,3 +88,13 @@ def test_bibliography_labels_are_author_year(html):
     labels = re.findall(r'<span class="label"><span class="fn-bracket">\[</span>([^<]+)<', page)
     assert "Chang and Bergen, 2025" in labels
     assert len(labels) >= 10 and all(re.fullmatch(r".+, \d{4}[a-z]?", label) for label in labels), labels
+
+
+def test_every_page_shows_its_version_report(html):
+    """The report cell after the install cell has a stored output, and it is rendered."""
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(),
+                        re.MULTILINE).group(1)
+    pages = sorted((html / "chapters").glob("ch*.html"))
+    assert len(pages) == len(list((ROOT / "chapters").glob("ch*.ipynb")))
+    for page in pages:
+        assert f"bigramlab {version} (this book: {version})" in page.read_text(), page.name

@@ -5,8 +5,11 @@
 2. exercises/ is exactly what tools/make_exercises.py generates from solutions/.
 3. Every solutions notebook has an exercises notebook and vice versa.
 4. No exercise notebook contains a BEGIN/END SOLUTION marker.
-5. Every notebook (and book page) that installs bigramlab with pip pins the
-   repository URL from _config.yml and the version from pyproject.toml.
+5. Every notebook's first code cell is the Colab install cell: bigramlab==<version>
+   from PyPI, else the git tag v<version> of the repository in _config.yml, with a
+   constraints file that keeps torch, numpy and ipywidgets (run with pip replaced by
+   a recorder); the next cell reports the versions and fails on a mismatch. Book
+   pages that show a pip install pin the same repository and version.
 6. Unit tests of the generator on small in-memory notebooks.
 
 Tests that loop over notebooks are parametrized over the files that exist;
@@ -235,15 +238,185 @@ def install_problems(code: str, where: str, url: str, version: str) -> list[str]
     return problems
 
 
+def first_code_cells(nb):
+    """(install cell, report cell): the first two code cells (None where missing)."""
+    codes = [c for c in nb.cells if c.cell_type == "code"] + [None, None]
+    return codes[0], codes[1]
+
+
+PYPI_SPEC_RE = re.compile(r"""["']bigramlab\s*==\s*([^"'\s]+)["']""")
+KEPT = ("torch", "numpy", "ipywidgets")  # Colab's own: never reinstalled by an install cell
+
+
+def install_cell_problems(source: str, where: str, url: str, version: str) -> list[str]:
+    """What is wrong with the text of an install cell (empty: all good): Colab only,
+    bigramlab==<version> from PyPI first, then exactly the git tag of that version."""
+    problems = []
+    if 'if "google.colab" in sys.modules:' not in source:
+        problems.append(f'{where}: the first code cell must be the install cell, run only '
+                        f'`if "google.colab" in sys.modules:`')
+    pypi = PYPI_SPEC_RE.findall(source)
+    if pypi != [version]:
+        problems.append(f"{where}: installs {['bigramlab==' + v for v in pypi]} from PyPI; it must "
+                        f"install exactly \"bigramlab=={version}\" (the version in pyproject.toml)")
+    gits = list(GIT_SPEC_RE.finditer(source))
+    if [(g.group("url").rstrip("/"), g.group("ref")) for g in gits] != [(url, f"v{version}")]:
+        problems.append(f"{where}: its fallback must be exactly one \"bigramlab @ git+{url}@v{version}\" "
+                        f"(_config.yml repository.url, pyproject.toml version); found "
+                        f"{[g.group(0) for g in gits]}")
+    elif pypi and source.index(gits[0].group(0)) < PYPI_SPEC_RE.search(source).start():
+        problems.append(f"{where}: tries the git tag before PyPI; PyPI first, the tag when it fails")
+    if PIP_LINE_RE.search(source):
+        problems.append(f"{where}: has a `pip install` line; install through the cell's `pip` "
+                        f"command, which keeps {', '.join(KEPT)} with a constraints file")
+    return problems
+
+
+def run_install_cell(source: str, tmp_path: Path, monkeypatch, results: list[int],
+                     colab: bool = True):
+    """Execute an install cell as Colab would, with pip replaced by a recorder that
+    answers ``results`` in turn; (the pip commands, {file name: text written})."""
+    import subprocess
+    import types
+
+    calls, written = [], {}
+
+    def fake_run(args, check=False, **kwargs):
+        calls.append(list(args))
+        code = results[len(calls) - 1]
+        if check and code:
+            raise subprocess.CalledProcessError(code, args)
+        return subprocess.CompletedProcess(args, code)
+
+    def fake_open(path, mode="r", *args, **kwargs):
+        assert "w" in mode, f"the install cell reads {path}"
+        target = tmp_path / Path(path).name
+        written[str(path)] = target
+        return open(target, mode, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    if colab:
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    try:
+        code = compile(source, "<install cell>", "exec")
+    except SyntaxError as e:
+        pytest.fail(f"the install cell must be plain Python (no %pip / !pip magics): {e}")
+    exec(code, {"__name__": "__main__", "open": fake_open})
+    return calls, {p: t.read_text(encoding="utf8") for p, t in written.items()}
+
+
+def install_behaviour_problems(source: str, where: str, url: str, version: str,
+                               tmp_path: Path, monkeypatch) -> list[str]:
+    """Run the cell three times (PyPI answers; PyPI fails; both fail) and off Colab."""
+    from importlib.metadata import version as installed
+
+    problems = []
+    expected_keep = [f"{p}=={installed(p)}" for p in KEPT]
+    pypi_spec, git_spec = f"bigramlab=={version}", f"bigramlab @ git+{url}@v{version}"
+    for results, specs in (([0], [pypi_spec]), ([1, 0], [pypi_spec, git_spec])):
+        calls, written = run_install_cell(source, tmp_path, monkeypatch, results)
+        if [c[-1] for c in calls] != specs:
+            problems.append(f"{where}: with PyPI {'answering' if results[0] == 0 else 'failing'} "
+                            f"it installs {[c[-1] for c in calls]}, expected {specs}")
+        for call in calls:
+            if call[:4] != [sys.executable, "-m", "pip", "install"] or "-c" not in call:
+                problems.append(f"{where}: runs {call}; expected `{sys.executable} -m pip install "
+                                f"... -c <constraints> <bigramlab spec>`")
+                continue
+            keep = call[call.index("-c") + 1]
+            lines = written.get(keep, "").split()
+            if lines != expected_keep:
+                problems.append(f"{where}: its constraints file {keep} holds {lines}, expected "
+                                f"the installed {expected_keep}")
+            others = [a for a in call[4:] if not a.startswith("-") and a != keep and a != call[-1]]
+            if others:
+                problems.append(f"{where}: also installs {others}")
+    try:
+        run_install_cell(source, tmp_path, monkeypatch, [1, 1])
+        problems.append(f"{where}: with both PyPI and the git tag failing it does not raise")
+    except Exception as e:  # the failure must be loud: subprocess.CalledProcessError
+        if type(e).__name__ != "CalledProcessError":
+            problems.append(f"{where}: with both installs failing it raises {e!r}")
+    calls, written = run_install_cell(source, tmp_path, monkeypatch, [], colab=False)
+    if calls or written:
+        problems.append(f"{where}: off Colab it runs {calls} and writes {list(written)}")
+    return problems
+
+
+def report_cell_problems(cell, where: str, version: str, stored: bool) -> list[str]:
+    """The cell after the install cell prints the versions and fails on a mismatch."""
+    if cell is None:
+        return [f"{where}: no code cell after the install cell"]
+    problems, lines = [], cell.source.splitlines()
+    if lines[:1] != ["# NBVAL_IGNORE_OUTPUT"] or not (len(lines) > 1 and lines[1].startswith("# (")):
+        problems.append(f"{where}: the report cell must start with `# NBVAL_IGNORE_OUTPUT` and a "
+                        f"`# (reason)` line (its versions and device differ by machine)")
+    calls = re.findall(r"""\bbigramlab\.environment_report\(\s*["']([^"']*)["']\s*\)""", cell.source)
+    if calls != [version]:
+        problems.append(f"{where}: the cell after the install cell must call "
+                        f"`bigramlab.environment_report(\"{version}\")` once (pyproject.toml "
+                        f"version); it calls it with {calls}")
+    if stored:
+        text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("name") == "stdout")
+        if not text.startswith(f"bigramlab {version} (this book: {version}) |") or "MISMATCH" in text:
+            problems.append(f"{where}: the report cell's stored output ({text[:60]!r}) is not a "
+                            f"report of bigramlab {version}: execute that cell and store its output")
+    return problems
+
+
 @pytest.mark.parametrize("ipynb", params(files("*.ipynb")))
-def test_install_cell_pins_repository_and_version(ipynb):
+def test_install_cell_pins_repository_and_version(ipynb, tmp_path, monkeypatch):
     if ipynb is None:
         return assert_no_notebooks()
-    code = code_sources(nbformat.read(ipynb, as_version=4))
-    if not re.search(r"\bpip\s+install\b", code):
-        return
-    problems = install_problems(code, rel(ipynb), repository_url(), package_version())
+    url, version = repository_url(), package_version()
+    install, report = first_code_cells(nbformat.read(ipynb, as_version=4))
+    if install is None:
+        pytest.fail(f"{rel(ipynb)} has no code cell: its first must be the install cell")
+    problems = install_cell_problems(install.source, rel(ipynb), url, version)
+    problems += install_behaviour_problems(install.source, rel(ipynb), url, version,
+                                           tmp_path, monkeypatch)
+    problems += report_cell_problems(report, rel(ipynb), version,
+                                     stored=not rel(ipynb).startswith("exercises/"))
     assert not problems, "\n".join(problems)
+
+
+def test_install_cell_checks_catch_drift(tmp_path, monkeypatch):
+    url, version = repository_url(), package_version()
+    good, report = first_code_cells(nbformat.read(ROOT / "chapters" / "ch00_setup.ipynb", as_version=4))
+    good = good.source
+    assert install_cell_problems(good, "nb", url, version) == []
+    assert install_behaviour_problems(good, "nb", url, version, tmp_path, monkeypatch) == []
+    assert report_cell_problems(report, "nb", version, stored=True) == []
+    older = good.replace(f"@v{version}", "@v0.0.1").replace(f"=={version}", "==0.0.1")
+    assert len(install_cell_problems(older, "nb", url, version)) == 2
+    assert install_behaviour_problems(older, "nb", url, version, tmp_path, monkeypatch)
+    assert install_cell_problems(good.replace(url, "https://github.com/x/r"), "nb", url, version)
+    assert install_cell_problems(good.replace('if "google.colab" in sys.modules:', "if True:"),
+                                 "nb", url, version)
+    legacy = f'import sys\nif "google.colab" in sys.modules:\n    %pip install -q "bigramlab @ git+{url}@v{version}"'
+    assert len(install_cell_problems(legacy, "nb", url, version)) == 2  # no PyPI; a %pip line
+    reinstalls = good.replace('["bigramlab==', '["torch", "bigramlab==')
+    assert any("also installs ['torch']" in p for p in
+               install_behaviour_problems(reinstalls, "nb", url, version, tmp_path, monkeypatch))
+    unkept = good.replace('"numpy", ', "")
+    assert any("constraints file" in p for p in
+               install_behaviour_problems(unkept, "nb", url, version, tmp_path, monkeypatch))
+    quiet = good.replace(",\n                       check=True)", ")")
+    assert quiet != good and any("does not raise" in p for p in
+                                 install_behaviour_problems(quiet, "nb", url, version, tmp_path, monkeypatch))
+    stale = nbformat.v4.new_code_cell(report.source.replace(f'report("{version}")', 'report("0.0.1")'),
+                                      outputs=report.outputs)
+    assert len(report_cell_problems(stale, "nb", version, stored=False)) == 1
+    unmarked = nbformat.v4.new_code_cell(report.source.replace("# NBVAL_IGNORE_OUTPUT\n", ""))
+    assert len(report_cell_problems(unmarked, "nb", version, stored=True)) == 2  # no marker, no output
+
+
+def test_package_version_is_pyproject_version():
+    text = (ROOT / "bigramlab" / "plumbing" / "environment.py").read_text(encoding="utf8")
+    assert re.findall(r'^__version__ = "([^"]+)"$', text, re.MULTILINE) == [package_version()], (
+        "bigramlab/plumbing/environment.py's __version__ must be pyproject.toml's version")
 
 
 @pytest.mark.parametrize("page", sorted((ROOT / "book").glob("*.md")), ids=lambda p: rel(p))
@@ -253,6 +426,9 @@ def test_book_pages_pin_repository_and_version(page):
     # A book page may show `pip install torch` etc. without installing bigramlab.
     problems = [p for p in problems if "does not install the course package" not in p]
     url = repository_url()
+    problems += [f"{rel(page)}: names bigramlab=={v}, not the version in pyproject.toml "
+                 f"({package_version()})" for v in re.findall(r"\bbigramlab==([\w.]+)", text)
+                 if v != package_version()]
     for other in sorted(set(re.findall(r"https://github\.com/[\w.-]*bigramlab[\w./-]*", text))):
         if other.rstrip("/").removesuffix(".git") != url and not other.startswith(url + "/"):
             problems.append(f"{rel(page)}: links {other}, not the repository in _config.yml ({url})")

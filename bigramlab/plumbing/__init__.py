@@ -4,5 +4,7 @@
 - ``cache``: the on-disk cache of expensive artifacts, keyed by what made them;
 - ``devices``: the default device, and whether the Hugging Face Hub answers;
 - ``progress``: progress bars that honour ``TQDM_DISABLE``;
-- ``files``: the one atomic file write.
+- ``files``: the one atomic file write;
+- ``environment``: the versions, device and budget a notebook runs with, and the check
+  that the running bigramlab is the book's version.
 """
