@@ -28,6 +28,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Peaks measured by ``--record`` runs (the README's and setup page's T4 table shows them).
+RESULTS = ROOT / "benchmarks" / "results" / "lowmem.json"
 
 CHILD = r'''
 import json, resource, sys, time
@@ -48,8 +50,8 @@ torch.manual_seed(0)
 before = rss()
 world = TinyWorld(n_layer=s.n_layer, d_model=s.d_model, n_head=s.n_head, d_mlp=s.d_mlp)
 model = make_model(p.arch, world, s.vocab_size, p.seq_len)
-if memory == "low":  # stored as the low-memory profiles store it (fp16), computed in fp32
-    model = model.to(torch.float16)
+if memory == "low" and p.weights_dtype != "float32":  # stored as the profile stores it
+    model = model.to(getattr(torch, p.weights_dtype))
 model.eval()
 ids = torch.randint(0, s.vocab_size, (batch, p.seq_len))
 
@@ -60,7 +62,8 @@ built = rss()
 t = time.perf_counter()
 cfg = SparsifyConfig(lam=10.0, max_steps=1, batch_size=batch, max_attempts=1)
 sparsify(model, ids, target, cfg, progress=False, memory=memory)
-print(json.dumps(dict(profile=name, memory=memory, batch=batch,
+print(json.dumps(dict(profile=name, memory=memory, batch=batch, weights=p.weights_dtype
+                      if memory == "low" else "float32",
                       weights_gib=(built - before) / 2**30, peak_gib=(rss() - before) / 2**30,
                       seconds=time.perf_counter() - t,
                       bound_gib=mask_step_cost(p.replace(batch_size=batch))["min_gib"])))
@@ -110,13 +113,21 @@ def main(argv):
     ap.add_argument("cases", nargs="*", default=["pythia-160m:default", "pythia-160m:low"])
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--tiny", action="store_true", help="the effect on the tiny world's mask")
+    ap.add_argument("--record", action="store_true",
+                    help=f"add the results to {RESULTS.relative_to(ROOT)} (tools/t4_table.py reads it)")
     args = ap.parse_args(argv)
     if args.tiny:
         print(json.dumps(tiny_effect()), flush=True)
         return
     for case in args.cases:
         name, _, memory = case.partition(":")
-        print(json.dumps(measure(name, memory or "default", args.batch)), flush=True)
+        row = measure(name, memory or "default", args.batch)
+        print(json.dumps(row), flush=True)
+        if args.record and "error" not in row:
+            rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+            rows[f"{name}:{row['memory']}:{row['weights']}:{row['batch']}"] = {
+                "peak_gib": round(row["peak_gib"], 2), "cpu_seconds": round(row["seconds"])}
+            RESULTS.write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

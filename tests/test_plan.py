@@ -8,7 +8,7 @@ from bigramlab import get_profile
 from bigramlab.experiments import plan
 from bigramlab.experiments.subnetworks import _cheaper, mask_config
 from bigramlab.methods.sparsify import SparsifyConfig, planted_toy
-from bigramlab.plumbing.profiles import with_budget
+from bigramlab.plumbing.profiles import PROFILES, with_budget
 
 
 class FakeClock:
@@ -83,7 +83,7 @@ def test_cheaper_names_the_released_mask_only_where_one_exists():
                                     (p.final_checkpoint, "bigram", 500.0)):
         text = _cheaper(p, checkpoint, target, cfg.replace(lam=lam))
         assert "released" not in text and "max_steps=150" in text  # session: 600 // 4
-        paper = with_budget(p, "paper")
+        paper = with_budget(PROFILES["pythia-70m"], "paper")
         text = _cheaper(paper, checkpoint, target, mask_config(paper, lam, max_steps=600))
         assert "released" not in text and "BIGRAMLAB_BUDGET=session" in text
     assert math.isfinite(plan.NOTICE_SECONDS) and plan.PROBE_STEPS >= 2
@@ -144,6 +144,11 @@ def test_the_tables_are_the_tools_output():
         text = (root / page).read_text()
         block = re.search(r"<!-- t4-table -->\n(.*?)\n<!-- /t4-table -->", text, re.S)
         assert block and block.group(1) == table(), f"run tools/t4_table.py, paste into {page}"
+    from tools.t4_table import lowmem_table
+    text = (root / "README.md").read_text()
+    block = re.search(r"<!-- lowmem-table -->\n(.*?)\n<!-- /lowmem-table -->", text, re.S)
+    assert block and block.group(1) == lowmem_table(), "run tools/t4_table.py, paste into README"
+    assert "pythia-1b | low | float16 | 32" in block.group(1)  # the measurement the claim rests on
 
 
 # ---------------------------------------------------------------- a GPU too small
@@ -201,6 +206,9 @@ def test_session_budget_caps_sizes_and_swaps_the_schedule(monkeypatch):
     for env in ("session", "paper"):  # the tiny world ignores the switch
         monkeypatch.setenv("BIGRAMLAB_BUDGET", env)
         assert get_profile("tiny") == profiles.PROFILES["tiny"]
+    assert profiles.with_budget(s, "session") is s  # idempotent
+    with pytest.raises(ValueError, match="already under the session budget.*PROFILES"):
+        profiles.with_budget(s, "paper")  # its paper values are gone
     monkeypatch.setenv("BIGRAMLAB_BUDGET", "fast")
     with pytest.raises(ValueError, match="valid budgets: session, paper.*BIGRAMLAB_BUDGET"):
         get_profile("gpt2")

@@ -6,15 +6,17 @@ Computed from the model configs by ``bigramlab.experiments.plan.mask_step_cost``
 (``BIGRAMLAB_BUDGET=paper``). ``tests/test_plan.py`` checks that the tables in
 README.md and book/setup.md are what this prints.
 
-    python tools/t4_table.py
+    python tools/t4_table.py   # the T4 table, then the measured peaks (README only)
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from bigramlab.experiments.plan import CHAPTER_MASKS, T4, human, mask_step_cost  # noqa: E402
 from bigramlab.plumbing.profiles import PROFILES, with_budget  # noqa: E402
@@ -24,16 +26,28 @@ NAMES = ("pythia-70m", "pythia-160m", "pythia-410m", "pythia-1b", "gpt2")
 TRAINED = {b: {f"Ch. {c}": n for c, n in m.items()} for b, m in CHAPTER_MASKS.items()}
 
 
+#: Peaks of one mask step measured on the CPU at the real shape (random weights, batch 32:
+#: ``python benchmarks/bench_lowmem.py --record``): tensors' memory, no GPU allocator.
+MEASURED = ROOT / "benchmarks" / "results" / "lowmem.json"
+
+
 def _straight_1b() -> float:
     p = PROFILES["pythia-1b"].replace(weights_dtype="float32", mask_memory="default")
     return mask_step_cost(p)["min_gib"]
 
 
+def measured_peak(p) -> float | None:
+    """The recorded peak (GiB) of ``p``'s mask step in its own memory mode, if measured."""
+    rows = json.loads(MEASURED.read_text()) if MEASURED.exists() else {}
+    row = rows.get(f"{p.name}:{p.mask_memory}:{p.weights_dtype}:{p.batch_size}")
+    return row and row["peak_gib"]
+
+
 def table() -> str:
     chapters = list(TRAINED["paper"])
-    head = ("| profile | budget | GPU memory, at least | s per step on a T4 | one mask | "
-            + " | ".join(chapters) + " | fits a T4 |")
-    rows = [head, "|" + "---|" * (6 + len(chapters))]
+    head = ("| profile | budget | memory mode | GPU memory, at least | peak measured (CPU) | "
+            "s per step on a T4 | one mask | " + " | ".join(chapters) + " | fits a T4 |")
+    rows = [head, "|" + "---|" * (8 + len(chapters))]
     for name in NAMES:
         for budget in TRAINED:
             p = with_budget(PROFILES[name], budget)
@@ -41,18 +55,41 @@ def table() -> str:
             one = c["t4_s"] * p.chapter_max_steps
             cells = " | ".join("no checkpoints" if ch == "Ch. 5" and len(p.checkpoints) == 1
                                else human(one * n) for ch, n in TRAINED[budget].items())
-            low = " (low memory)" if p.mask_memory == "low" else ""
-            rows.append(f"| {name} | {budget} | {c['min_gib']:.1f} GiB{low} | {c['t4_s']:.2f} | "
-                        f"{human(one)} ({p.chapter_max_steps:,} steps) | {cells} | "
-                        f"{'yes' if c['fits_t4'] else 'no'} |")
+            peak = measured_peak(p)
+            fits = (peak if peak is not None else c["min_gib"]) < T4["usable_gib"]
+            mode = p.mask_memory + ("" if p.weights_dtype == "float32" else f", {p.weights_dtype}")
+            rows.append(f"| {name} | {budget} | {mode} | {c['min_gib']:.1f} GiB | "
+                        f"{'not measured' if peak is None else f'{peak:.1f} GiB'} | "
+                        f"{c['t4_s']:.2f} | {human(one)} ({p.chapter_max_steps:,} steps) | "
+                        f"{cells} | {'yes' if fits else 'no'} |")
     note = (f"(T4: {T4['usable_gib']} GiB usable, {T4['fp32_tflops']} TFLOPS fp32 peak, "
             f"{T4['utilisation']:.0%} of it assumed; masks that stop early take less. Both "
             "budgets train at the paper's batch of 32 x 128 tokens, so a step costs the same. "
-            "Low memory: fp16 weights, bf16 AdamW moments, each block recomputed in the "
-            "backward pass, micro-batches of 8 (methods.lowmem); masked the straightforward "
-            f"way Pythia 1B needs at least {_straight_1b():.1f} GiB.)")
+            "Memory mode low (methods.lowmem): each block recomputed in the backward pass, "
+            "bf16 AdamW moments, micro-batches of 8; float16: weights stored in fp16, computed "
+            "in fp32. A GPU's allocator adds to the CPU-measured peak; \"fits\" uses the "
+            "measured peak where there is one. Masked the straightforward way Pythia 1B needs "
+            f"at least {_straight_1b():.1f} GiB.)")
     return "\n".join(rows) + "\n\n" + note
+
+
+def lowmem_table() -> str:
+    """The measured peaks (``MEASURED``) beside the config's lower bound, one row each."""
+    rows = ["| profile | memory mode | weights | batch | peak measured (CPU) | lower bound "
+            "(config) | CPU seconds (one step, shared 2-core machine) |", "|---|---|---|---|---|---|---|"]
+    order = {n: i for i, n in enumerate(NAMES)}
+    recorded = json.loads(MEASURED.read_text()) if MEASURED.exists() else {}
+    for key in sorted(recorded, key=lambda k: (order.get(k.split(":")[0], 99), k)):
+        name, memory, weights, batch = key.split(":")
+        p = PROFILES[name].replace(mask_memory=memory, weights_dtype=weights,
+                                   batch_size=int(batch))
+        row = recorded[key]
+        rows.append(f"| {name} | {memory} | {weights} | {batch} | {row['peak_gib']:.2f} GiB | "
+                    f"{mask_step_cost(p)['min_gib']:.2f} GiB | {row['cpu_seconds']} |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":
     print(table())
+    print()
+    print(lowmem_table())

@@ -65,7 +65,8 @@ def compare_worlds(tiny: Profile, real: Profile) -> list[dict]:
         ("checkpoints", f"{len(tiny.checkpoints)}: {tiny.checkpoints[0]} .. {tiny.final_checkpoint}",
          f"{len(real.checkpoints)}: {real.checkpoints[0]} .. {real.final_checkpoint}"),
         ("mask training", f"lr {tiny.mask_lr}, T x{tiny.temp_growth}/step, <= {tiny.max_steps} steps",
-         f"lr {real.mask_lr}, T x{real.temp_growth}/step, <= {real.max_steps} steps"),
+         f"lr {real.mask_lr}, T x{real.temp_growth}/step, <= {real.max_steps} steps "
+         f"({real.budget} budget)"),
         ("where it runs", "any CPU, offline, minutes", "a GPU with network (Colab)"),
     ]
     return [{"": k, tiny.name: a, real.name: b} for k, a, b in rows]

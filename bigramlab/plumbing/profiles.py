@@ -157,15 +157,17 @@ FINEWEB = Corpus("HuggingFaceFW/fineweb", name="sample-10BT",
 GRAMMAR = Corpus("grammar", why="generated offline by bigramlab.grammar")
 
 
-#: The low-memory settings of the largest profiles (Pythia 1B, GPT-2 large).
+#: The low-memory settings of the largest profiles (Pythia 1B, GPT-2 large): fp16
+#: weights too. Pythia 410m masks in the low-memory mode with its fp32 weights (the
+#: straightforward step peaks at 14.0 GiB, measured: benchmarks/bench_lowmem.py).
 _LOW_MEMORY = dict(weights_dtype="float16", mask_memory="low")
 
 
 def _pythia(size: str, shape: Shape, default_lambda: float = 10.0, notes: str = "",
-            low_memory: bool = False) -> Profile:
+            low_memory: bool = False, **changes) -> Profile:
     return Profile(name=f"pythia-{size}", arch="gpt_neox", model_id=f"EleutherAI/pythia-{size}",
                    checkpoints=PYTHIA_CHECKPOINTS, corpus=PILE, default_lambda=default_lambda,
-                   shape=shape, notes=notes, **(_LOW_MEMORY if low_memory else {}))
+                   shape=shape, notes=notes, **(_LOW_MEMORY if low_memory else {}) | changes)
 
 
 def _gpt2(size: str, shape: Shape, default_lambda: float = 10.0,
@@ -199,7 +201,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in [
     _pythia("14m", Shape(6, 128, 4, 512, 50304), notes="known to train unstable masks (paper)"),
     _pythia("70m", Shape(6, 512, 8, 2048, 50304)),
     _pythia("160m", Shape(12, 768, 12, 3072, 50304)),
-    _pythia("410m", Shape(24, 1024, 16, 4096, 50304)),
+    _pythia("410m", Shape(24, 1024, 16, 4096, 50304), mask_memory="low"),
     _pythia("1b", Shape(16, 2048, 8, 8192, 50304), default_lambda=100.0, low_memory=True),
     _gpt2("small", Shape(12, 768, 12, 3072, 50257)),
     _gpt2("medium", Shape(24, 1024, 16, 4096, 50257)),
@@ -231,8 +233,14 @@ def with_budget(profile: Profile, budget: str) -> Profile:
         raise ValueError(f"unknown budget {budget!r}; valid budgets: {', '.join(BUDGETS)}. "
                          "Set BIGRAMLAB_BUDGET=session (fits a free Colab T4) or "
                          "BIGRAMLAB_BUDGET=paper (the paper's full budget), or unset it.")
-    if profile.is_tiny or budget == "paper":
-        return profile if profile.is_tiny else profile.replace(budget="paper")
+    if profile.is_tiny or profile.budget == budget:
+        return profile
+    if profile.budget == "session":  # its paper values are gone: start from the table
+        raise ValueError(f"{profile.name} is already under the session budget; take the paper's "
+                         f"from PROFILES[{profile.name!r}] or get_profile() with "
+                         "BIGRAMLAB_BUDGET=paper")
+    if budget == "paper":
+        return profile.replace(budget="paper")
     changes = {k: (min(v, getattr(profile, k)) if k in _CAPS and getattr(profile, k) else v)
                for k, v in SESSION.items()}
     return profile.replace(budget="session", **changes)
