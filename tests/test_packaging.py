@@ -236,3 +236,20 @@ def test_ci_workflow_runs_the_ci_script():
     all_runs = "\n".join(runs(job) for job in flow["jobs"].values())
     assert re.search(r"^bash \.ci/run$", all_runs, re.MULTILINE), all_runs
     assert (ROOT / ".ci" / "run").exists()
+
+
+def test_the_published_book_opens_the_notebooks_of_its_tag(tmp_path):
+    """The release's book job rewrites _config.yml's branch to the tag (so Colab opens the
+    notebooks the install cells match); its sed pattern must match the real line."""
+    import subprocess
+    import yaml
+    jobs = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())["jobs"]
+    steps = [s.get("run", "") for s in jobs["book"]["steps"]]
+    sed = next(r for r in steps if "branch:" in r)
+    assert steps.index(sed) < next(i for i, r in enumerate(steps) if "make book" in r)
+    copy = tmp_path / "_config.yml"
+    copy.write_text((ROOT / "_config.yml").read_text())
+    out = subprocess.run(["bash", "-c", sed.replace("_config.yml", str(copy))], capture_output=True,
+                         text=True, env={"GITHUB_REF_NAME": "v9.9.9", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert yaml.safe_load(copy.read_text())["repository"]["branch"] == "v9.9.9"
