@@ -8,6 +8,7 @@ from collections import Counter
 
 import matplotlib
 import plotly.io as pio
+import ipywidgets as widgets
 import pytest
 import torch
 
@@ -108,9 +109,10 @@ def test_in_a_kernel_the_bundle_offers_the_widget_view_too(bigram, monkeypatch):
 def test_bigram_live_view_redraws(bigram):
     model, _ = bigram
     box = bigram_explorer(model, Tok(), k=3, n_contexts=3).widget()
-    first = box.shown
+    first, drawn = box.shown, bytes(box.children[-1].value)
     box.control.value = box.control.options[0][1]  # the start context
     assert box.shown == model.start_id != first
+    assert drawn.startswith(b"\x89PNG") and bytes(box.children[-1].value) != drawn
     assert box.title.value.startswith(f"context id {model.start_id}")
 
 
@@ -207,5 +209,9 @@ def test_live_view_builds_and_a_change_redraws(make):
     box = ex.widget()
     assert box is ex.widget()  # built once
     assert box.shown == 0 and ex.titles[0] in box.title.value.replace("&#x27;", "'")
+    image = [w for w in box.children if isinstance(w, widgets.Image)]
+    assert len(image) == 1 and bytes(image[0].value).startswith(b"\x89PNG")  # no Output widget
+    first = bytes(image[0].value)
     box.control.value = 1
     assert box.shown == 1 and box.title.value == f"<b>{ex.titles[1]}</b>".replace("'", "&#x27;")
+    assert bytes(image[0].value) != first  # the drawing changed with the step
