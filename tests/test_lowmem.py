@@ -19,12 +19,7 @@ V, SEQ = 32, 12
 ARCHS = ["gpt_neox", "gpt2"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny(arch="gpt_neox", seed=0):

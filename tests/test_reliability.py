@@ -43,13 +43,7 @@ SMALL = get_profile("tiny").replace(
     checkpoints=tiny_checkpoints(STEPS), n_eval_seqs=8, max_steps=3, batch_size=4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (a busy machine oversubscribes more)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

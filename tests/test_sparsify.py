@@ -26,14 +26,7 @@ V, SEQ = 32, 16
 ARCHS = ["gpt_neox", "gpt2"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and a busy machine's oversubscribed
-    threads can make them 30x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny(arch="gpt_neox", seed=0):
