@@ -8,7 +8,7 @@ removal is known exactly.
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from bigramlab.methods.covariance import (covariance_similarity, frobenius_cosine,
                                           off_diagonal, remove_top_components)
@@ -49,6 +49,7 @@ def test_similarity_matches_a_double_loop(n, d, k, seed):
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(2, 6), d=st.integers(2, 9), seed=st.integers(0, 10**6),
        scale=st.floats(1e-3, 1e3), which=st.integers(0, 5))
+@example(n=4, d=2, seed=7, scale=3.0, which=0)
 def test_diagonal_symmetry_range_and_scale_invariance(n, d, seed, scale, which):
     covs = random_covs(n, d, seed)
     sim = covariance_similarity(covs)
@@ -57,7 +58,10 @@ def test_diagonal_symmetry_range_and_scale_invariance(n, d, seed, scale, which):
     assert bool((sim >= -1e-12).all() and (sim <= 1 + 1e-12).all())  # PSD matrices: cosines >= 0
     scaled = covs.clone()
     scaled[which % n] *= scale
-    torch.testing.assert_close(covariance_similarity(scaled), sim, rtol=1e-9, atol=1e-12)
+    # The top component comes from eigh, whose eigenvector is exact only to about
+    # eps / (eigenvalue gap): hypothesis found n=4, d=2, seed=7, scale=3 moving an
+    # entry by 7.4e-11 (close top eigenvalues), so entries near 0 need an absolute bound.
+    torch.testing.assert_close(covariance_similarity(scaled), sim, rtol=1e-9, atol=1e-9)
 
 
 def test_identical_layers_are_all_ones():
