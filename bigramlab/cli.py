@@ -16,7 +16,9 @@ from .plumbing.cache import cache_dir, list_entries, short_path
 from .plumbing.devices import describe_device
 from .grade import ExerciseMetadataError, Limits, grade
 from .plumbing.profiles import UnknownProfileError, get_profile
+from .worlds.loading import load_corpus
 from .worlds.tiny.build import build_world
+from .worlds.tiny.release import compare as compare_release
 
 
 def _info(args) -> int:
@@ -41,8 +43,20 @@ def _build(args) -> int:
         print(f"'bigramlab build' makes the offline tiny world; {p.name!r} loads from the Hub "
               "on first use instead.", file=sys.stderr)
         return 2
-    for stage, folder in build_world(p).items():
+    folders = build_world(p, released=False)
+    for stage, folder in folders.items():
         print(f"{stage:<10} {folder}")
+    released = build_world(p, stage="lm")
+    if released == folders["lm"]:
+        return 0  # nothing released for these settings: the chapters use this build
+    d = compare_release(folders["lm"], released, p.final_checkpoint, load_corpus(p, "eval"))
+    print(f"\nThe chapters read the tiny LM released with the course ({released}), not this "
+          f"build.\nThis build against it at {p.final_checkpoint}: weights differ by up to "
+          f"{d['max_rel_weight_diff']:.1e} (relative); training loss of the last 100 steps "
+          f"{d['built_last100_loss']:.4f} vs {d['released_last100_loss']:.4f} nats; eval "
+          f"cross-entropy {d['built_eval_ce']:.4f} vs {d['released_eval_ce']:.4f} nats.\n"
+          "Identical on the machine that made the release; on another CPU the last digits "
+          "of pretraining differ and grow over its 1,500 steps.")
     return 0
 
 

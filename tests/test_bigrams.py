@@ -333,6 +333,38 @@ def test_cross_entropy_value_and_grad(storage, pad, chunk, monkeypatch):
                                rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("storage", ["dense", "sparse"])
+@pytest.mark.parametrize("chunk", [2**22, 100], ids=["onechunk", "tinychunks"])
+def test_cross_entropy_in_float64_stays_float64(storage, chunk):
+    """The tiny world computes in float64: loss and gradient must not pass through
+    float32 (which would round to 1e-7 and differ across CPU kernels)."""
+    gen = torch.Generator().manual_seed(7)
+    V = 40
+    corpus = random_corpus(gen, 30, 20, V) % (V - 2)
+    model = BigramModel.from_corpus([corpus], V, dense_max_entries=DENSE if storage == "dense"
+                                    else SPARSE)
+    naive = NaiveBigrams(corpus.tolist(), V)
+    ids = random_corpus(gen, 3, 11, V)
+    logits = torch.randn(3, 11, V + 2, generator=gen, dtype=torch.float64)
+    ours_in = logits.clone().requires_grad_()
+    loss = model.cross_entropy(ours_in, ids, chunk_elements=chunk)
+    loss.backward()
+    ref_in = logits.clone().requires_grad_()
+    # the model stores its probabilities in float32 (count ratios, rounded once, the same
+    # on every CPU), whose rows sum to 1 only within 1e-7: the reference takes those same
+    # targets and the docstring's formula, lse - sum_b P(b) x[b], in float64 with autograd
+    W = logits.shape[-1]
+    target = torch.zeros(3 * 11, W, dtype=torch.float64)
+    for k, a in enumerate(ids.reshape(-1).tolist()):
+        target[k, :V] = torch.tensor(naive.row(a), dtype=torch.float32).double()
+    flat = ref_in.reshape(-1, W)
+    ref = (torch.logsumexp(flat, -1) - (target * flat).sum(-1)).mean()
+    ref.backward()
+    assert loss.dtype == torch.float64 and ours_in.grad.dtype == torch.float64
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-13)
+    torch.testing.assert_close(ours_in.grad, ref_in.grad, rtol=1e-12, atol=1e-15)
+
+
 def test_cross_entropy_without_data_and_low_precision():
     V = 9
     model = BigramModel.from_corpus([], V, dense_max_entries=SPARSE)

@@ -1,5 +1,7 @@
 """The cache: entries keyed by what made them, verified, rebuilt when corrupt."""
 
+from pathlib import Path
+
 import pytest
 
 from bigramlab.plumbing import cache
@@ -76,3 +78,28 @@ def test_key_of_is_stable_and_sensitive():
     assert cache.key_of({"a": 1, "b": [1, 2]}) == cache.key_of({"b": [1, 2], "a": 1})
     assert cache.key_of({"a": 1}) != cache.key_of({"a": 2})
     assert len(cache.key_of("x")) == 12
+
+
+def _build_slowly(out_dir, log):
+    import time
+
+    from bigramlab.plumbing import cache as c
+
+    def build(out):
+        with open(log, "a") as f:
+            f.write("built\n")
+        time.sleep(1.0)
+        (out / "data.txt").write_text("ok")
+    return str(c.cached("shared", "k", build))
+
+
+def test_two_processes_needing_one_entry_build_it_once(tmp_cache, tmp_path):
+    """pytest-xdist workers (and a chapter with its solutions) share one cache: the
+    second process waits for the first builder instead of building it too."""
+    import multiprocessing as mp
+
+    log = tmp_path / "log.txt"
+    with mp.get_context("fork").Pool(2) as pool:
+        paths = pool.starmap(_build_slowly, [(tmp_cache, log), (tmp_cache, log)])
+    assert paths[0] == paths[1] and log.read_text() == "built\n"
+    assert (Path(paths[0]) / "data.txt").read_text() == "ok"

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tools.nbval_numbers import Number, NumericText, Tolerance, differences, parse_marker, split
+from tools.nbval_numbers import (NUMBER, CellTolerance, Number, NumericText, Tolerance, differences,
+                                 parse_marker, parse_metadata, split)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,22 +124,119 @@ def test_numeric_text_equality_is_what_nbval_uses():
 
 
 # ------------------------------------------------------------------ markers
-def test_marker_parsing():
-    src = "x = 1\n# NBVAL_TOLERANCE rel=0.02 abs=0.005 units=2 (kept counts move by 0.6% across CPUs)\n"
-    assert parse_marker(src) == Tolerance(rel=0.02, abs=0.005, units=2,
-                                          why="kept counts move by 0.6% across CPUs")
-    assert parse_marker("print(1)") is None
+def test_a_tolerance_comment_in_code_is_refused_naming_the_metadata_fix():
+    parse_marker("print(1)  # no marker")
+    with pytest.raises(ValueError, match="belongs in the cell's metadata, per number"):
+        parse_marker("x = 1\n# NBVAL_TOLERANCE rel=0.02 (kept counts move by 0.6%)\n")
 
 
-@pytest.mark.parametrize("line, says", [
-    ("# NBVAL_TOLERANCE rel=0.02", "reason"),
-    ("# NBVAL_TOLERANCE (why)", "rel=..., units=... and/or abs="),
-    ("# NBVAL_TOLERANCE tol=1 (why)", "unknown field 'tol'; use rel=, units= or abs="),
-    ("# NBVAL_TOLERANCE rel=-1 (why)", ">= 0"),
+def test_metadata_widens_only_the_numbers_it_names():
+    tol = parse_metadata({"nbval_numbers": [{"numbers": [1], "abs": 0.05, "why": "sampled"}]})
+    assert tol.of(1) == Tolerance(abs=0.05, why="sampled") and tol.of(0) == Tolerance()
+    assert differences("kept 5,777, share 0.40", "kept 5,777, share 0.44", tol) == []
+    assert differences("kept 5,777, share 0.40", "kept 5,777, share 0.46", tol)
+    assert differences("kept 5,777, share 0.40", "kept 5,778, share 0.40", tol)  # not named
+    assert parse_metadata({}) == CellTolerance()
+
+
+@pytest.mark.parametrize("entry, says", [
+    ({"numbers": [0], "abs": 0.1}, "measured reason"),
+    ({"abs": 0.1, "why": "x"}, "name the numbers"),
+    ({"numbers": ["all"], "abs": 0.1, "why": "x"}, "name the numbers"),
+    ({"numbers": [0], "why": "x"}, "give rel, units and/or abs"),
+    ({"numbers": [0], "tol": 1, "why": "x"}, "unknown field 'tol'"),
+    ({"numbers": [0], "rel": -1, "why": "x"}, ">= 0"),
 ])
-def test_malformed_markers_are_refused_with_the_fix(line, says):
-    with pytest.raises(ValueError, match=says.replace("(", r"\(").replace(".", r"\.")):
-        parse_marker(line)
+def test_malformed_metadata_is_refused_with_the_fix(entry, says):
+    with pytest.raises(ValueError, match=re.escape(says)):
+        parse_metadata({"nbval_numbers": [entry]})
+
+
+# ------------------------------------------------------------------ every stored output
+NOTEBOOKS = sorted([*ROOT.glob("chapters/*.ipynb"), *ROOT.glob("solutions/*.ipynb")])
+
+
+def named_bounds(metadata: dict) -> dict[int, Tolerance]:
+    """What the cell's metadata says, read here without the plugin: number -> bound."""
+    return {n: Tolerance(rel=e.get("rel", 0), abs=e.get("abs", 0), units=e.get("units", 0))
+            for e in metadata.get("nbval_numbers", []) for n in e["numbers"]}
+
+
+def compared_texts(path: Path):
+    """(cell index, metadata, text) for every output text nbval compares in ``path``:
+    code cells with an execution count and no NBVAL_IGNORE_OUTPUT / NBVAL_SKIP."""
+    nb = nbformat.read(path, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or cell.execution_count is None:
+            continue
+        if re.search(r"NBVAL_(IGNORE_OUTPUT|SKIP|CHECK_OUTPUT)", cell.source):
+            continue
+        for out in cell.outputs:
+            if out.output_type == "stream":
+                yield i, cell.metadata, out.text
+            for key in ("text/plain",):
+                if key in out.get("data", {}):
+                    yield i, cell.metadata, out.data[key]
+
+
+def policy_bound(text: str, tol: Tolerance) -> float:
+    """The bound the README promises, computed here from the printed text alone (not by
+    the plugin): integers exact, decimals one unit in the last digit, unless the cell's
+    metadata names the number (then the largest of its units, abs and rel)."""
+    mantissa, _, exp = text.lower().replace(",", "").partition("e")
+    decimals = len(mantissa.partition(".")[2])
+    unit = 10.0 ** (-decimals + (int(exp) if exp else 0))
+    default = unit if (decimals or exp) else 0.0
+    return max(default, tol.units * unit, tol.abs, tol.rel * abs(float(mantissa) * 10.0 ** int(exp or 0)))
+
+
+def beyond(number: Number, tol: Tolerance) -> str:
+    """``number`` moved one printed unit past :func:`policy_bound`, printed the same way."""
+    mantissa, e, exp = number.text.lower().partition("e")
+    step = policy_bound(number.text, tol) + number.unit
+    decimals = number.shape[0]
+    if e:
+        value = float(mantissa) + step / 10.0 ** int(exp)
+        return f"{value:.{decimals}f}" + number.text[len(mantissa):]
+    value = number.value + step
+    body = f"{value:,.{decimals}f}" if "," in number.text else f"{value:.{decimals}f}"
+    return ("+" + body) if number.text.startswith("+") else body
+
+
+def word_mutations(text: str):
+    """One copy of ``text`` per word run, with a letter of that run changed."""
+    for m in re.finditer(r"[A-Za-z]+", text):
+        if NUMBER.match(text, m.start()):
+            continue
+        c = text[m.start()]
+        yield text[:m.start()] + ("x" if c != "x" else "y") + text[m.start() + 1:]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_stored_number_and_word_fails_when_moved_past_its_bound(path):
+    """A mutation test of the comparison as it is configured: each compared number moved
+    one printed unit beyond the bound its cell allows, and each word changed, must fail."""
+    n_numbers = n_words = 0
+    for cell, metadata, text in compared_texts(path):
+        stored = NumericText(text, parse_metadata(metadata))  # as nbval compares it
+        named = named_bounds(metadata)
+        for k, m in enumerate(NUMBER.finditer(text)):
+            mutated = (text[:m.start()] + beyond(Number(m.group()), named.get(k, Tolerance()))
+                       + text[m.end():])
+            assert stored != mutated, f"cell {cell}: number {k} ({m.group()}) moved past its bound passes"
+            n_numbers += 1
+        for mutated in word_mutations(text):
+            assert stored != mutated, f"cell {cell}: a changed word passes"
+            n_words += 1
+    assert n_numbers + n_words > 0 or "ch00" in path.stem
+
+
+def test_no_stored_output_carries_a_widened_bound():
+    """The tiny world prints the same digits on every CPU: no cell widens a bound today
+    (a new one needs a measured reason, and this test updated with it)."""
+    widened = [f"{p.parent.name}/{p.stem} cell {i}" for p in NOTEBOOKS
+               for i, metadata, _ in compared_texts(p) if named_bounds(metadata)]
+    assert widened == []
 
 
 # ------------------------------------------------------------------ end to end

@@ -15,8 +15,9 @@ from bigramlab.methods import sparsify as sp
 from bigramlab.methods.anatomy import maskable_matrices
 from bigramlab.methods.bigrams import BigramModel
 from bigramlab.methods.sparsify import (BigramTarget, FullModelTarget, SparsifyConfig,
-                                        density_penalty, init_mask_logits, is_stable,
+                                        density_penalty, flatten, init_mask_logits, is_stable,
                                         masked_logits, planted_toy, should_stop, soft_masks,
+                                        soft_masks_flat,
                                         sparsify, undecided_counts)
 from bigramlab.plumbing.profiles import TinyWorld
 from bigramlab.worlds.models import make_model
@@ -383,3 +384,26 @@ def test_planted_subnetwork_is_recovered():
     got = torch.as_tensor(r.mask["weight"])
     agree = float((got == planted["weight"]).float().mean())
     assert agree >= 0.97, (agree, r.steps)
+
+
+@pytest.mark.parametrize("dtype, want", [(torch.float64, torch.float64),
+                                         (torch.float32, torch.float32),
+                                         (torch.bfloat16, torch.float32)])
+def test_mask_logits_and_losses_follow_a_float64_model(dtype, want):
+    """The tiny world's model is float64: its mask logits, soft masks and both targets'
+    losses stay float64 (float32 rounding would differ across CPU kernels); fp32 and
+    half-precision models train float32 logits as before."""
+    model = tiny().to(dtype)
+    logits = init_mask_logits(model)
+    assert {s.dtype for s in logits.values()} == {want}
+    flat, shapes = flatten(logits)
+    soft, _ = soft_masks_flat(flat, shapes, 1.0)
+    assert {m.dtype for m in soft.values()} == {want}
+    data = random_data()[:2]
+    out = masked_logits(model, soft, data)
+    ce = FullModelTarget()(out, data, lambda: masked_logits(model, {}, data).detach())
+    assert ce.dtype == want
+    if dtype == torch.float64:
+        r = sparsify(model, random_data(), FullModelTarget(), cfg(lam=1.0, max_steps=3),
+                     progress=False)
+        assert {s.dtype for s in r.mask_logits.values()} == {torch.float64}

@@ -137,7 +137,7 @@ def test_exercises_match_generator(solution):
             f"{rel(path)} is missing (generated from {rel(solution)}): "
             f"run `python tools/make_exercises.py`"
         )
-        assert path.read_text(encoding="utf8") == text, (
+        assert gen.content(path.read_text(encoding="utf8")) == gen.content(text), (
             f"{rel(path)} differs from what {rel(solution)} generates: edit the solution, "
             f"not the exercise, and run `python tools/make_exercises.py`"
         )

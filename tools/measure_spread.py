@@ -28,7 +28,7 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nbval_numbers import Number, Tolerance, differences, parse_marker, split  # noqa: E402
+from nbval_numbers import Number, Tolerance, differences, parse_metadata, split  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIP = ("image/png", "image/svg+xml", "application/vnd.jupyter.widget-view+json")
@@ -104,7 +104,7 @@ def compare(dirs: list[Path], detail: bool = False) -> int:
         for d in dirs:
             runs.append(load_run(d / stored_path.parent.name / stored_path.name))
         for i, cell in checked_cells(stored):
-            tol = parse_marker(cell.source) or Tolerance()
+            tol = parse_metadata(cell.metadata)
             row, moved, pairs = [], False, []
             for run in runs:
                 new = None if run is None else run.get(i)
@@ -119,7 +119,8 @@ def compare(dirs: list[Path], detail: bool = False) -> int:
                 row.append(("WORDS CHANGED" if s["words"] else
                             f"{s['abs']:.3g}, {s['rel']:.2%}, {s['worst']}") + ("" if ok else " **FAILS**"))
             if moved:
-                marker = f"rel {tol.rel} units {tol.units} abs {tol.abs}" if tol.why else "default"
+                marker = ("; ".join(f"#{i}: rel {t.rel} units {t.units} abs {t.abs}"
+                                    for i, t in tol.per_number) or "default")
                 print(f"| {stored_path.parent.name}/{stored_path.stem} | {i} | {marker} | "
                       + " | ".join(row) + " |")
                 if detail:
@@ -142,7 +143,7 @@ def load_run(path: Path):
     return None
 
 
-def all_within(stored_cell, new_cell, tol: Tolerance) -> bool:
+def all_within(stored_cell, new_cell, tol) -> bool:
     return all(not differences(a, b, tol) for a, b in
                zip(cell_texts(stored_cell), cell_texts(new_cell)))
 

@@ -14,17 +14,20 @@ training whose last bits depend on the CPU's kernels (see the README's
 The default tolerance comes from how a number is printed: one unit in its last
 digit when it has decimals (``0.01`` for ``0.97``, ``1e-7`` for ``1.23e-05``),
 which accepts a rounding flip and nothing more; none for an integer (``5,777``,
-a layer index, a step), since a count or a label that moves is a change. A cell widens it with a marker
-line that must state its reason, in the style of ``# NBVAL_IGNORE_OUTPUT``::
+a layer index, a step), since a count or a label that moves is a change.
 
-    # NBVAL_TOLERANCE rel=0.02 units=3 (kept counts move by up to 1.4% across CPU kernels)
+A cell may widen the bound of named numbers, never of the whole cell, in its
+metadata (not in the code a reader sees), with a measured reason::
 
-A number then passes when ``|new - stored| <= max(default, units * u, abs,
-rel * |stored|)``, ``u`` being one unit in its last printed digit (so
-``units=3`` lets ``0.972`` move by 0.003 and ``146`` by 3); ``abs`` is a plain
-absolute bound, for cells whose numbers all share a scale.
-Widened tolerances are set from the spread measured by
-``tools/measure_spread.py`` (README, "Reproducibility").
+    "nbval_numbers": [{"numbers": [3, 4], "abs": 0.02,
+                       "why": "the mean of 8 sampled texts; its own spread is 0.03"}]
+
+``numbers`` are indices into the numbers of each compared text of the cell (0 is
+the first). A listed number passes when ``|new - stored| <= max(default, units *
+u, abs, rel * |stored|)``, ``u`` being one unit in its last printed digit. A
+``# NBVAL_TOLERANCE`` comment in a cell's code (this plugin's old, cell-wide
+form) is refused with the fix. The course has no such metadata today: the tiny
+world prints the same digits on every CPU (README, "Reproducibility").
 
 With ``NBVAL_NUMBERS_RECORD=DIR`` set, every compared cell's fresh text
 outputs are also written to ``DIR/<folder>/<notebook>.json``, so that a test
@@ -51,7 +54,7 @@ import pytest
 NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\d])")
 SPACES = re.compile(r"[ \t]+")
 MARKER = "NBVAL_TOLERANCE"
-MARKER_LINE = re.compile(r"#\s*NBVAL_TOLERANCE\b(?P<args>[^(]*)(?:\((?P<why>[^)]*)\))?")
+METADATA = "nbval_numbers"
 
 
 @dataclass(frozen=True)
@@ -107,8 +110,24 @@ def split(text: str) -> tuple[list[str], list[Number]]:
     return words, [Number(m.group()) for m in NUMBER.finditer(text)]
 
 
-def differences(stored: str, new: str, tol: Tolerance = Tolerance(), most: int = 5) -> list[str]:
-    """What differs between two output texts (empty: they match), at most ``most`` lines."""
+@dataclass(frozen=True)
+class CellTolerance:
+    """A cell's bounds: ``per_number[i]`` for its i-th number, the default for the rest."""
+
+    per_number: tuple[tuple[int, Tolerance], ...] = ()
+
+    def of(self, i: int) -> Tolerance:
+        return dict(self.per_number).get(i, Tolerance())
+
+
+def _tolerance_of(tol, i: int) -> Tolerance:
+    return tol.of(i) if isinstance(tol, CellTolerance) else tol
+
+
+def differences(stored: str, new: str, tol: Tolerance | CellTolerance = Tolerance(),
+                most: int = 5) -> list[str]:
+    """What differs between two output texts (empty: they match), at most ``most`` lines.
+    ``tol``: one bound for every number, or a cell's per-number bounds."""
     ws, ns = split(stored)
     wn, nn = split(new)
     if ws != wn:
@@ -120,37 +139,46 @@ def differences(stored: str, new: str, tol: Tolerance = Tolerance(), most: int =
     for i, (a, b) in enumerate(zip(ns, nn)):
         if a.shape != b.shape:
             out.append(f"number {i}: printed as {a.text!r} before, {b.text!r} now")
-        elif not tol.allows(a, b):
-            out.append(f"number {i}: {a.text} stored, {b.text} now "
-                       f"(|diff| {abs(b.value - a.value):.3g} > tolerance {tol.bound(a):.3g})")
+        elif not _tolerance_of(tol, i).allows(a, b):
+            out.append(f"number {i}: {a.text} stored, {b.text} now (|diff| "
+                       f"{abs(b.value - a.value):.3g} > tolerance {_tolerance_of(tol, i).bound(a):.3g})")
         if len(out) >= most:
             break
     return out
 
 
-def parse_marker(source: str) -> Tolerance | None:
-    """The cell's ``# NBVAL_TOLERANCE ...`` marker, or None. Raises ValueError when malformed."""
+def parse_marker(source: str) -> None:
+    """Refuse a ``# NBVAL_TOLERANCE`` comment in a cell's code (ValueError naming the fix)."""
     for line in source.splitlines():
-        line = line.strip()
-        if not (line.startswith("#") and MARKER in line):
-            continue
-        m = MARKER_LINE.match(line)
-        why = (m.group("why") or "").strip() if m else ""
-        if not m or not why:
-            raise ValueError(f"{line!r}: write the reason in parentheses, e.g. "
-                             f"# {MARKER} rel=0.01 (kept counts move by 0.3% across CPUs)")
-        fields = {}
-        for arg in m.group("args").split():
-            key, _, value = arg.partition("=")
-            if key not in ("rel", "abs", "units"):
-                raise ValueError(f"{line!r}: unknown field {key!r}; use rel=, units= or abs=")
-            fields[key] = float(value)
-            if not math.isfinite(fields[key]) or fields[key] < 0:
-                raise ValueError(f"{line!r}: {key} must be a finite number >= 0")
-        if not fields:
-            raise ValueError(f"{line!r}: give rel=..., units=... and/or abs=...")
-        return Tolerance(why=why, **fields)
-    return None
+        if line.strip().startswith("#") and MARKER in line:
+            raise ValueError(f"{line.strip()[:80]!r}: a tolerance belongs in the cell's metadata, "
+                             "per number, with its measured reason: "
+                             '"nbval_numbers": [{"numbers": [0], "abs": 0.01, "why": "..."}] '
+                             "(tools/nbval_numbers.py)")
+
+
+def parse_metadata(metadata: dict) -> CellTolerance:
+    """The per-number bounds in a cell's ``nbval_numbers`` metadata (ValueError when malformed)."""
+    entries = metadata.get(METADATA, [])
+    if not isinstance(entries, list):
+        raise ValueError(f"{METADATA} must be a list of {{'numbers': [...], ..., 'why': ...}}")
+    per_number: dict[int, Tolerance] = {}
+    for e in entries:
+        numbers, why = e.get("numbers"), str(e.get("why", "")).strip()
+        if not why:
+            raise ValueError(f"{METADATA} entry {e!r}: give the measured reason as 'why'")
+        if not numbers or not all(isinstance(n, int) and n >= 0 for n in numbers):
+            raise ValueError(f"{METADATA} entry {e!r}: name the numbers it widens, "
+                             "e.g. 'numbers': [0, 2] (indices into the cell's printed numbers)")
+        unknown = set(e) - {"numbers", "why", "rel", "abs", "units"}
+        if unknown:
+            raise ValueError(f"{METADATA} entry {e!r}: unknown field {sorted(unknown)[0]!r}; "
+                             "use rel, units or abs")
+        fields = {k: float(e[k]) for k in ("rel", "abs", "units") if k in e}
+        if not fields or not all(math.isfinite(v) and v >= 0 for v in fields.values()):
+            raise ValueError(f"{METADATA} entry {e!r}: give rel, units and/or abs, finite and >= 0")
+        per_number.update({n: Tolerance(why=why, **fields) for n in numbers})
+    return CellTolerance(tuple(sorted(per_number.items())))
 
 
 class NumericText(str):
@@ -159,9 +187,9 @@ class NumericText(str):
     nbval compares ``stored != new`` on what its ``sanitize`` returns; handing it
     these keeps nbval's own collection, execution and failure report intact."""
 
-    tolerance = Tolerance()
+    tolerance = CellTolerance()
 
-    def __new__(cls, text: str, tolerance: Tolerance):
+    def __new__(cls, text: str, tolerance: CellTolerance):
         obj = super().__new__(cls, text)
         obj.tolerance = tolerance
         return obj
@@ -191,8 +219,9 @@ def numeric_cell_class(base):
             super().format_output_compare(key, left, right)
             if isinstance(left, str) and isinstance(right, str):
                 tol = self.tolerance
-                how = (f"rel={tol.rel} units={tol.units} abs={tol.abs} ({tol.why})" if tol.why
-                       else "one unit in the last decimal; integers exactly")
+                how = "one unit in the last decimal; integers exactly" + "".join(
+                    f"; number {i}: rel={t.rel} units={t.units} abs={t.abs} ({t.why})"
+                    for i, t in tol.per_number)
                 self.comparison_traceback.append(f"  numbers compared within {how}:")
                 self.comparison_traceback += [f"    {d}" for d in differences(left, right, tol)]
 
@@ -224,7 +253,8 @@ def pytest_collection_modifyitems(session, config, items):
     for item in items:
         if type(item) is IPyNbCell:
             try:
-                tolerance = parse_marker(item.cell.source) or Tolerance()
+                parse_marker(item.cell.source)
+                tolerance = parse_metadata(item.cell.metadata)
             except ValueError as e:
                 raise pytest.UsageError(f"{item.nodeid}: {e}") from None
             # nbval builds its cells itself and has no hook for the comparison;

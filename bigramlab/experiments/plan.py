@@ -89,7 +89,7 @@ def announce_training(model, train_ids: torch.Tensor, target, config: SparsifyCo
 T4 = {"name": "Tesla T4", "usable_gib": 14.7, "fp32_tflops": 8.1, "utilisation": 0.5}
 
 
-_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 #: Bytes per mask entry held through a step: logit and gradient in fp32, AdamW's two
 #: moments in fp32 (default) or bf16 (``memory="low"``, methods.lowmem).
 _ENTRY_BYTES = {"default": 16, "low": 12}

@@ -7,6 +7,8 @@ touches the cache or the network. In the order the chapters teach them:
 - ``rowstore``, ``bigrams`` (Ch. 1): the bigram model on it; ``sparse_ce``: its
   chunked cross-entropy;
 - ``metrics`` (Ch. 1): surprisal, cross-entropy and correlation helpers;
+- ``precision`` (Ch. 3): the dtype losses and surprisals are computed in (float64
+  stays float64, the rest computes in float32);
 - ``architectures`` (Ch. 2): the table of where each architecture keeps its parts;
 - ``anatomy`` (Ch. 2): which weights can be masked, and their head layout;
 - ``residual`` (Ch. 2): reading the residual stream, and interventions on it;

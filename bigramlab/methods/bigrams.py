@@ -215,7 +215,7 @@ class BigramModel(RowStore):
         cached full rows (frequent contexts) or scattered from the non-zeros
         of the others; so temporary memory is a few chunk-sized blocks
         whatever the batch.  Differentiable in ``logits`` (any float
-        dtype; computed in float32): the backward writes softmax(logits) - P,
+        dtype; computed in float64 for float64 logits, else float32): the backward writes softmax(logits) - P,
         divided by the number of positions, straight into one gradient
         buffer shaped like ``logits``.  Non-contiguous logits are copied once.
         """

@@ -25,6 +25,7 @@ import math
 
 import torch
 
+from .precision import upcast
 from .metrics import surprisal_correlation
 from .residual import hidden_states, logit_lens
 from .rotation import LinearMaps
@@ -45,9 +46,9 @@ def recall_at_k(ranks: torch.Tensor, ks=(1, 5, 10)) -> torch.Tensor:
 
 
 def _bits(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """Surprisal in bits of the next token at positions 0..seq-2, on the CPU, float32:
-    logsumexp minus the next token's logit (no normalised copy of the logits)."""
-    logits = logits[:, :-1].float()
+    """Surprisal in bits of the next token at positions 0..seq-2, on the CPU (float64 for float64
+    logits, else float32): logsumexp minus the next token's logit (no normalised copy of the logits)."""
+    logits = upcast(logits[:, :-1])
     nats = torch.logsumexp(logits, dim=-1) - logits.gather(-1, ids[:, 1:, None])[..., 0]
     return (nats / math.log(2)).cpu()
 

@@ -35,6 +35,8 @@ from contextlib import contextmanager
 import torch
 from torch.func import functional_call
 
+from .precision import upcast
+
 __all__ = ["masked_weights", "masked", "masked_logits", "soft_masks", "flatten", "unflatten",
            "soft_masks_flat", "density_penalty"]
 
@@ -87,7 +89,7 @@ def masked_logits(model, soft, input_ids):
 
 
 def soft_masks(mask_logits, temperature: float):
-    """name -> sigmoid(T * s), the soft mask (float32, differentiable in s)."""
+    """name -> sigmoid(T * s), the soft mask (in s's dtype, differentiable in s)."""
     # in place on the fresh product: one temporary per matrix, not two (on CPU
     # every large temporary costs page faults; multiplying by a Python float
     # saves nothing for backward, so the in-place sigmoid is safe)
@@ -95,13 +97,13 @@ def soft_masks(mask_logits, temperature: float):
 
 
 def flatten(mask_logits):
-    """All mask logits as ONE flat float32 leaf tensor (requires grad) plus
+    """All mask logits as ONE flat leaf tensor (float64 if they are, else float32) (requires grad) plus
     name -> shape. Training works on this: one sigmoid, one penalty sum, one
     gradient concat and one AdamW tensor for all matrices, instead of ~12
     small kernels per matrix (that launch overhead was 37% of a tiny model's
     step on a GPU)."""
     shapes = {n: s.shape for n, s in mask_logits.items()}
-    flat = torch.cat([s.detach().reshape(-1).float() for s in mask_logits.values()])
+    flat = torch.cat([upcast(s.detach().reshape(-1)) for s in mask_logits.values()])
     return flat.requires_grad_(True), shapes
 
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
+from .precision import upcast
 from ..plumbing.inputs import check_causal_lm, check_no_nan, check_token_ids
 from ..plumbing.progress import progress_bar
 from .bigrams import BigramModel
@@ -53,7 +54,8 @@ def _batches(model, input_ids, batch_size, progress, desc):
 def lm_surprisal(model, input_ids: torch.Tensor, batch_size: int = 32,
                  progress: bool = False) -> torch.Tensor:
     """(n, seq-1) surprisal in bits of every next token under ``model`` (a causal
-    LM), computed in batches on the model's device; returned on the CPU as float32.
+    LM), computed in batches on the model's device; returned on the CPU (float64 for a
+    float64 model, else float32).
     ``input_ids``: (n, seq) integer ids of the model's vocabulary, n >= 1."""
     vocab = check_causal_lm(model, where="lm_surprisal: ")
     check_token_ids(input_ids, vocab, where="lm_surprisal: ")
@@ -65,8 +67,8 @@ def lm_surprisal(model, input_ids: torch.Tensor, batch_size: int = 32,
 
 def logits_surprisal(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
     """(n, seq-1) surprisal in bits of each next token, from (n, seq, V) logits, on
-    the logits' device (float32)."""
-    nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), input_ids[:, 1:],
+    the logits' device (float64 for float64 logits, else float32)."""
+    nll = F.cross_entropy(upcast(logits[:, :-1]).transpose(1, 2), input_ids[:, 1:],
                           reduction="none")
     return nll / LN2
 

@@ -32,6 +32,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from .precision import upcast
 from .architectures import architecture
 from .masks import masked
 
@@ -130,7 +131,7 @@ def _lens_batches(model, input_ids: torch.Tensor, batch_size: int):
         target = ids[:, 1:, None]
         bits, top = [], []
         for layer in range(hidden.shape[0]):
-            logp = torch.log_softmax(logit_lens(model, hidden[layer, :, :-1]).float(), dim=-1)
+            logp = torch.log_softmax(upcast(logit_lens(model, hidden[layer, :, :-1])), dim=-1)
             bits.append(-logp.gather(-1, target)[..., 0].cpu() / math.log(2))
             top.append(logp.argmax(-1).cpu())
         yield torch.stack(bits), torch.stack(top)

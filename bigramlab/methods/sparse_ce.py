@@ -8,7 +8,8 @@ for every position i with target distribution P_i over the vocabulary,
 averaged over positions, in nats. The target is never built for the whole
 batch: positions are taken a chunk at a time, and the caller's
 ``target_rows(rows, n_scattered)`` returns that chunk's (chunk, V) float32
-target block (the bigram model copies or scatters it from its rows), so
+target block (upcast to float64 for float64 logits: the computation follows the
+logits, float32 for fp32 and half precision) (the bigram model copies or scatters it from its rows), so
 temporary memory is a few chunk-sized blocks whatever the batch. Forward keeps
 only the logsumexp of each position (n floats); backward recomputes softmax
 chunk by chunk directly in the gradient buffer and subtracts the target:
@@ -20,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+
+from .precision import compute_dtype
 
 __all__ = ["chunked_cross_entropy", "CHUNK_ELEMENTS"]
 
@@ -64,13 +67,13 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits, rows, target_rows, V, chunks):
-        n = logits.shape[0]
-        lse = torch.empty(n, device=logits.device, dtype=torch.float32)
-        loss = torch.zeros((), device=logits.device, dtype=torch.float32)
+        n, cdt = logits.shape[0], compute_dtype(logits.dtype)
+        lse = torch.empty(n, device=logits.device, dtype=cdt)
+        loss = torch.zeros((), device=logits.device, dtype=cdt)
         for s, e, n_scattered in chunks:
-            x = logits[s:e].float()  # a view if float32, else a copy
+            x = logits[s:e].to(cdt)  # a view if already in cdt, else a copy
             lse[s:e] = torch.logsumexp(x, dim=1)
-            target = target_rows(rows[s:e], n_scattered)
+            target = target_rows(rows[s:e], n_scattered).to(cdt)
             # sum_b P(b | a_i) x_i[b]; in place on our own copy of the rows,
             # and not as a matmul, which may run in TF32 on GPUs.
             dot = target.mul_(x[:, :V]).sum(1)
@@ -83,14 +86,14 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_loss):
         logits, rows, lse = ctx.saved_tensors
         n, V = logits.shape[0], ctx.V
-        grad = torch.empty_like(logits)
-        scale = grad_loss.float() / n
+        grad, cdt = torch.empty_like(logits), lse.dtype
+        scale = grad_loss.to(cdt) / n
         for s, e, n_scattered in ctx.chunks:
-            # Work in float32: in the gradient buffer itself when it is
-            # float32, else in a chunk-sized scratch that is then cast.
+            # Work in the forward's dtype: in the gradient buffer itself when it
+            # has it, else in a chunk-sized scratch that is then cast.
             g = grad[s:e]
-            if g.dtype != torch.float32:
-                g = torch.empty(g.shape, device=g.device, dtype=torch.float32)
+            if g.dtype != cdt:
+                g = torch.empty(g.shape, device=g.device, dtype=cdt)
             torch.sub(logits[s:e], lse[s:e].unsqueeze(1), out=g)
             g.exp_()
             g[:, :V] -= ctx.target_rows(rows[s:e], n_scattered)

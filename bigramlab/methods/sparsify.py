@@ -4,8 +4,9 @@ Chang & Bergen 2025, section 3.1 (after Savarese et al. 2020 and
 NeuroSurgeon's continuous-sparsification layers):
 
 * The language model is frozen. Every maskable weight matrix W (see
-  ``anatomy.maskable_matrices``) gets a float32 mask-logit tensor s of the
-  same shape, on W's device: 0.0 (soft mask 0.5), and -1e6 where W is exactly 0.
+  ``anatomy.maskable_matrices``) gets a mask-logit tensor s of the same shape
+  (float64 for a float64 model, as in the tiny world; else float32), on W's
+  device: 0.0 (soft mask 0.5), and -1e6 where W is exactly 0.
 * The training forward uses W * sigmoid(T * s). The masked weights are built
   inside the forward graph and handed to ``torch.func.functional_call``: the
   model's own tensors are never written to and never copied per step.
@@ -49,6 +50,7 @@ from typing import Callable
 
 import torch
 
+from .precision import compute_dtype
 from ..plumbing.inputs import DamagedFileError, load_torch_file
 from ..plumbing.files import atomic_write
 from ..plumbing.progress import progress_bar
@@ -78,14 +80,15 @@ def _mask_names(model, names):
 
 
 def init_mask_logits(model, names=None, config: SparsifyConfig = SparsifyConfig()):
-    """name -> float32 mask logits on the weight's device: ``config.mask_init``
+    """name -> mask logits on the weight's device (float64 for float64 weights, else
+    float32): ``config.mask_init``
     (0.0), and ``config.zero_logit`` (-1e6) where the weight is exactly 0.
     ``names``: parameters to mask (default: ``maskable_matrices(model)``)."""
     params = dict(model.named_parameters())
     out = {}
     for name in _mask_names(model, names):
         w = params[name]
-        s = torch.full(w.shape, config.mask_init, dtype=torch.float32, device=w.device)
+        s = torch.full(w.shape, config.mask_init, dtype=compute_dtype(w.dtype), device=w.device)
         out[name] = s.masked_fill_(w.detach() == 0, config.zero_logit)
     return out
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 
+from .precision import upcast
+
 __all__ = ["BigramTarget", "TrigramTarget", "FullModelTarget", "planted_toy"]
 
 
@@ -54,12 +56,13 @@ class FullModelTarget:
     distribution: the "optimal" / distillation subnetwork. CE(p, q) =
     -sum_b p(b) log q(b), p = softmax(full logits) under no_grad, mean over
     positions, nats. At the full mask it equals the model's own entropy.
-    Memory: two dense (batch, seq, vocab) float32 blocks."""
+    Memory: two dense (batch, seq, vocab) blocks (float64 for float64 logits,
+    else float32)."""
 
     def __call__(self, logits, input_ids, full_logits_fn):
         with torch.no_grad():
-            p = torch.softmax(full_logits_fn().float(), dim=-1)
-        return -(p * torch.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
+            p = torch.softmax(upcast(full_logits_fn()), dim=-1)
+        return -(p * torch.log_softmax(upcast(logits), dim=-1)).sum(-1).mean()
 
 
 def planted_toy(d_in: int = 24, d_out: int = 12, density: float = 0.3, n: int = 2048,
@@ -69,14 +72,15 @@ def planted_toy(d_in: int = 24, d_out: int = 12, density: float = 0.3, n: int = 
 
     Returns ``(model, inputs, planted, target)``: ``inputs`` is (n, d_in)
     Gaussian; ``target`` is the soft-target CE against softmax(x (W*M)^T), so
-    the best mask is M (any other mask changes the output distribution)."""
+    the best mask is M (any other mask changes the output distribution).
+    Float64, like the tiny world, so a seed gives the same mask on every CPU."""
     g = torch.Generator().manual_seed(seed)
-    model = torch.nn.Linear(d_in, d_out, bias=False)
+    model = torch.nn.Linear(d_in, d_out, bias=False, dtype=torch.float64)
     with torch.no_grad():
-        model.weight.copy_(torch.randn(d_out, d_in, generator=g))
+        model.weight.copy_(torch.randn(d_out, d_in, generator=g, dtype=torch.float64))
     planted = torch.rand(d_out, d_in, generator=g) < density
     teacher = model.weight.detach() * planted
-    inputs = torch.randn(n, d_in, generator=g)
+    inputs = torch.randn(n, d_in, generator=g, dtype=torch.float64)
 
     def target(logits, x, full_logits_fn=None):
         p = torch.softmax(x @ teacher.to(x.device).T, dim=-1)

@@ -22,8 +22,10 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from .inputs import DamagedFileError
+from filelock import FileLock
 from platformdirs import user_cache_dir
+
+from .inputs import DamagedFileError
 
 MANIFEST = "MANIFEST.json"
 
@@ -122,6 +124,17 @@ def cached(kind: str, key: str, build: Callable[[Path], dict | None], *,
     manifest lost, nothing is removed): ``build`` must check what it reuses.
     """
     final = entry_path(kind, key)
+    if final.exists() and verify(final) is None:
+        return final
+    locks = final.parent / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    # One builder at a time per entry: two processes (pytest-xdist workers, a notebook
+    # and its solutions) that need the same entry wait for the first to finish it.
+    with FileLock(str(locks / f"{final.name}.lock")):
+        return _build_locked(final, build, verbose, resumable)
+
+
+def _build_locked(final: Path, build, verbose: bool, resumable: bool) -> Path:
     partial = final.with_name(final.name + ".partial")
     if final.exists():
         problem = verify(final)
@@ -169,7 +182,7 @@ def list_entries() -> list[dict]:
         return []
     rows = []
     for p in sorted(root.iterdir()):
-        if not p.is_dir():
+        if not p.is_dir() or p.name.startswith("."):  # .locks: not an entry
             continue
         size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
         state = "partial" if p.name.endswith(".partial") else (

@@ -112,7 +112,9 @@ class Profile:
     # Models too large to mask the straightforward way on a free T4 (README, "On a free
     # Colab T4"): weights stored in fp16 and mask training with memory="low"
     # (methods.lowmem: fp32 compute one block at a time, bf16 AdamW moments).
-    weights_dtype: str = "float32"  # how load_model stores the weights
+    # how load_model stores the weights; the tiny profiles compute in float64, which
+    # makes their numbers the same under every CPU kernel set (README, "Reproducibility")
+    weights_dtype: str = "float32"
     mask_memory: str = "default"    # sparsify's memory mode: "default" or "low"
 
     @property
@@ -190,7 +192,7 @@ def _tiny(name: str, arch: str) -> Profile:
         # The chapters cap mask training at 600 steps to stay within their CPU budget:
         # every run they make stops early before that (Chapter 3 shows the runs).
         mask_lr=1e-2, temp_growth=1.01, max_steps=1500, chapter_max_steps=600,
-        batch_size=16, world=world, budget="tiny",
+        batch_size=16, world=world, budget="tiny", weights_dtype="float64",
         notes="offline world: generated corpus, BPE tokenizer and LM trained on this machine",
     )
 

@@ -3,8 +3,8 @@
 Real profiles load a hub id through ``from_pretrained`` (``revision="stepN"``
 for Pythia's checkpoints) and stream their corpus (``hub``); the tiny
 profiles load the folders of the tiny world, which they ask for by name from
-its one build call (``tiny.build.build_world(profile, stage="lm")``: built
-once, then found in the cache). Same functions, same ``from_pretrained`` calls, in both worlds.
+its one build call (``tiny.build.build_world(profile, stage="lm")``: the
+released tiny LM shipped with the package, else built once and cached). Same functions, same ``from_pretrained`` calls, in both worlds.
 
 These take a ``Profile``; ``bigramlab.load_model`` and its siblings are the
 entry points that accept a profile's name. Defined in Chapter 0.
@@ -50,7 +50,8 @@ def load_model(profile: Profile, checkpoint: str | None = None,
     """``(model, tokenizer)`` of a profile at ``checkpoint`` (default: the final
     one), in eval mode on ``device`` (default: CUDA when present, else CPU), its
     weights in the profile's ``weights_dtype`` (fp32; fp16 for Pythia 1B and GPT-2
-    large, which are masked in low memory)."""
+    large, which are masked in low memory; float64 for the tiny profiles, whose
+    released fp32 weights are computed on in float64, the same on every CPU)."""
     profile = require_profile(profile)
     checkpoint = check_checkpoint(profile, checkpoint)
     with quiet_transformers():
@@ -60,7 +61,8 @@ def load_model(profile: Profile, checkpoint: str | None = None,
         else:
             kwargs = {"revision": checkpoint} if checkpoint != "main" else {}
             model = hub.from_hub(AutoModelForCausalLM, profile.model_id, **kwargs)
-    # weights_dtype: fp16 storage for the profiles too large to mask in fp32 on a T4
+    # weights_dtype: fp16 storage for the profiles too large to mask in fp32 on a T4,
+    # float64 for the tiny world (bit-stable across CPU kernels)
     model.to(device or default_device()).eval()
     if profile.weights_dtype != "float32":
         model.to(getattr(torch, profile.weights_dtype))

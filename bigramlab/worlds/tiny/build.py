@@ -16,7 +16,11 @@ stage rebuilds only what depends on it:
 Building is one explicit call, :func:`build_world`, which the loaders ask
 for the stage they need by name (built once; later calls find it in the
 cache). Each stage reads the stages before it from their folders. No stage
-touches the network. Defined in Chapter 0.
+touches the network. The tokenizer and the LM are also released with the
+course (``release``): where a release matches the profile, the loaders take
+it instead of stages 2 and 4, so every machine computes on the same weights;
+``build_world(..., released=False)`` (``bigramlab build``) makes them here.
+Defined in Chapter 0.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from ...plumbing.devices import default_device, numerics
 from ...plumbing.profiles import Profile, require_profile
 from ..models import make_model
 from ..tokens import pack, read_split, save_splits, split_sequences
-from . import grammar
+from . import grammar, release
 from .pretrain import pretrain
 
 # Bump when a stage's code changes what it produces, so old cache entries are not reused.
@@ -46,12 +50,12 @@ def _corpus_key(p: Profile) -> str:
     return key_of(VERSION, "corpus", p.world.seed, p.world.n_words)
 
 
-def _tokenizer_key(p: Profile) -> str:
+def tokenizer_key(p: Profile) -> str:
     return key_of(_corpus_key(p), "tokenizer", p.world.vocab_size)
 
 
 def _tokens_key(p: Profile) -> str:
-    return key_of(_tokenizer_key(p), "tokens", p.seq_len, p.n_eval_seqs, p.n_train_seqs)
+    return key_of(tokenizer_key(p), "tokens", p.seq_len, p.n_eval_seqs, p.n_train_seqs)
 
 
 def _lm_key(p: Profile) -> str:
@@ -112,16 +116,30 @@ def build_tokenizer(profile: Profile) -> Path:
         fast.save_pretrained(out)
         return {"vocab_size": len(fast), "seconds": round(time.perf_counter() - t, 1)}
 
-    return cached("tinytokenizer", _tokenizer_key(p), build)
+    return cached("tinytokenizer", tokenizer_key(p), build)
+
+
+def tokenizer_folder(profile: Profile) -> Path:
+    """The profile's tokenizer folder: the released one when it matches, else built."""
+    p = _tiny(profile)
+    return release.released(p, tokenizer_key(p), "tokenizer") or build_tokenizer(p)
+
+
+def lm_folder(profile: Profile, progress: bool = True) -> Path:
+    """The profile's LM folder (``checkpoints/<stepN>/``, ``train_log.json``): the
+    released one when it matches, else pretrained here (:func:`build_lm`)."""
+    p = _tiny(profile)
+    return release.released(p, tokenizer_key(p), "lm") or build_lm(p, progress)
 
 
 def build_tokens(profile: Profile) -> Path:
-    """Folder holding ``tokens.safetensors`` with the 'train' and 'eval' splits."""
+    """Folder holding ``tokens.safetensors`` with the 'train' and 'eval' splits,
+    tokenized with :func:`tokenizer_folder`'s tokenizer."""
     p = _tiny(profile)
 
     def build(out: Path) -> dict:
         t = time.perf_counter()
-        tokenizer = AutoTokenizer.from_pretrained(build_tokenizer(p))
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder(p))
         passages = read_passages(build_corpus(p))
         ids = pack(passages, tokenizer, p.seq_len, None, desc="tokenizing the tiny corpus")
         splits = split_sequences(ids, p.n_eval_seqs, p.n_train_seqs)
@@ -142,7 +160,7 @@ def build_lm(profile: Profile, progress: bool = True) -> Path:
     def build(out: Path) -> dict:
         t = time.perf_counter()
         train = read_split(build_tokens(p), "train")
-        vocab = len(AutoTokenizer.from_pretrained(build_tokenizer(p)))
+        vocab = len(AutoTokenizer.from_pretrained(tokenizer_folder(p)))
         torch.manual_seed(p.world.seed)
         model = make_model(p.arch, p.world, vocab, p.seq_len).to(default_device())
         pretrain(model, train, out, steps=p.world.train_steps, batch_size=p.world.batch_size,
@@ -162,16 +180,22 @@ def build_lm(profile: Profile, progress: bool = True) -> Path:
 
 
 def build_world(profile: Profile, progress: bool = True, *,
-                stage: str | None = None) -> dict[str, Path] | Path:
+                stage: str | None = None, released: bool = True) -> dict[str, Path] | Path:
     """Build (or find in the cache) every stage of a tiny profile's world; returns
     each stage's folder by name: ``corpus``, ``tokenizer``, ``tokens``, ``lm``.
 
     With ``stage`` (one of those names), only that stage's folder, built with the
     stages it is made from when they are missing: what the loaders ask for (a
-    folder found in the cache is verified, the stages before it are not read)."""
+    folder found in the cache is verified, the stages before it are not read).
+    ``released``: take the released tokenizer and LM where they match the profile
+    (the default, what the chapters read); False builds both here."""
     p = _tiny(profile)
-    stages = {"corpus": build_corpus, "tokenizer": build_tokenizer, "tokens": build_tokens,
-              "lm": lambda q: build_lm(q, progress=progress)}
+    if released:
+        stages = {"corpus": build_corpus, "tokenizer": tokenizer_folder,
+                  "tokens": build_tokens, "lm": lambda q: lm_folder(q, progress)}
+    else:
+        stages = {"corpus": build_corpus, "tokenizer": build_tokenizer,
+                  "tokens": build_tokens, "lm": lambda q: build_lm(q, progress=progress)}
     if stage is not None:
         if stage not in stages:
             raise ValueError(f"unknown stage {stage!r}; the tiny world's stages: "
@@ -181,5 +205,5 @@ def build_world(profile: Profile, progress: bool = True, *,
 
 
 def training_log(profile: Profile) -> list[float]:
-    """The tiny LM's per-step training loss (nats/token)."""
-    return json.loads((build_lm(profile) / "train_log.json").read_text())["loss"]
+    """The tiny LM's per-step training loss (nats/token), of the LM the loaders read."""
+    return json.loads((lm_folder(profile) / "train_log.json").read_text())["loss"]
