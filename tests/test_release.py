@@ -73,3 +73,48 @@ def test_a_rebuild_here_is_close_to_the_release(tiny, tmp_path, monkeypatch):
     assert abs(d["built_eval_ce"] - d["released_eval_ce"]) < 0.01, d
     assert abs(d["built_last100_loss"] - d["released_last100_loss"]) < 0.01, d
     assert load_tokenizer(tiny).name_or_path.startswith(str(release.folder(tiny)))
+
+
+TRAIN_SCRIPT = """
+import sys, torch
+from safetensors.torch import save_file
+from bigramlab import get_profile, load_corpus, load_model
+from bigramlab.experiments import bigram_model, mask_config
+from bigramlab.methods.sparsify import BigramTarget, sparsify
+p = get_profile("tiny")
+model, _ = load_model(p, device="cpu")
+model.to(getattr(torch, sys.argv[2]))
+cfg = mask_config(p, max_steps=150)
+res = sparsify(model, load_corpus(p, "train"), BigramTarget(bigram_model(p, device="cpu",
+               progress=False)), cfg, progress=False)
+save_file({k: v.contiguous() for k, v in res.mask_logits.items()}, sys.argv[1])
+"""
+
+
+def _train_under(tmp_path, name, dtype, **env):
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    out = tmp_path / f"{name}.safetensors"
+    subprocess.run([sys.executable, "-c", TRAIN_SCRIPT, str(out), dtype], check=True,
+                   env=dict(os.environ, TQDM_DISABLE="1", **env), timeout=900)
+    return load_file(out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float64"])
+def test_float64_mask_training_is_the_same_under_other_kernels_and_threads(tmp_path, dtype):
+    """The claim behind the stored outputs: on the released weights, float64 mask training
+    (150 steps of the tiny profile's schedule) gives the same mask under the native
+    kernels on 2 threads and under ATEN_CPU_CAPABILITY=default, MKL_CBWR=COMPATIBLE on
+    one thread, with mask logits equal to 1e-9 (float32: 1e-5 apart, measured)."""
+    native = _train_under(tmp_path, "native", dtype, OMP_NUM_THREADS="2")
+    default = _train_under(tmp_path, "default", dtype, OMP_NUM_THREADS="1",
+                           ATEN_CPU_CAPABILITY="default", MKL_CBWR="COMPATIBLE")
+    assert native.keys() == default.keys()
+    for k in native:
+        assert torch.equal(native[k] > 0, default[k] > 0), k
+        assert float((native[k] - default[k]).abs().max()) < 1e-9, k

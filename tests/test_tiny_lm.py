@@ -1,12 +1,13 @@
-"""The full-size tiny world (built once into the shared cache, reused by the
-notebooks): its LM has learned more than bigrams."""
+"""The full-size tiny world (its corpus and tokens built once into the shared cache,
+its LM the released one, both reused by the notebooks): its LM has learned more
+than bigrams."""
 
 import pytest
 
 from bigramlab import build_world, get_profile, load_corpus, load_model
 from bigramlab.experiments import evaluate_world
 
-pytestmark = pytest.mark.slow  # needs the full tiny world (its 3-minute LM)
+pytestmark = pytest.mark.slow  # needs the full tiny world (its corpus, tokens and LM)
 
 
 @pytest.fixture(scope="module")

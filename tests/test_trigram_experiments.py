@@ -24,14 +24,18 @@ slow = pytest.mark.slow  # needs the full tiny world (its 3-minute LM)
 
 
 def test_older_targets_keep_their_mask_keys():
-    """The key of a "bigram" or "full" mask is the formula it had before "trigram" came."""
+    """The key of a "bigram" or "full" mask is the formula it had before "trigram" came
+    (the tiny profile's float64 weights join it as the low-memory settings do: a mask
+    trained in float32 is another mask)."""
     assert TARGETS == ("bigram", "full", "trigram")
     p, cpu = get_profile("tiny"), torch.device("cpu")
+    dtype = {"weights_dtype": "float64"}
     for target in ("bigram", "full"):
         for cfg in (mask_config(p), mask_config(p, 3.0, max_steps=p.chapter_max_steps)):
             before = key_of(1, p.key("model_id", "corpus", "seq_len", "n_train_seqs",
                                      "n_eval_seqs", "world"),
-                            p.final_checkpoint, target, dataclasses.asdict(cfg), numerics(cpu))
+                            p.final_checkpoint, target, dataclasses.asdict(cfg), numerics(cpu),
+                            dtype)
             assert mask_key(p, p.final_checkpoint, target, cfg, cpu) == before
     cfg = mask_config(p)
     keys = {t: mask_key(p, p.final_checkpoint, t, cfg, cpu) for t in TARGETS}
@@ -39,7 +43,7 @@ def test_older_targets_keep_their_mask_keys():
     assert keys["trigram"] == key_of(1, p.key("model_id", "corpus", "seq_len", "n_train_seqs",
                                               "n_eval_seqs", "world"), p.final_checkpoint,
                                      f"trigram(min_count={MIN_COUNT})",
-                                     dataclasses.asdict(cfg), numerics(cpu))
+                                     dataclasses.asdict(cfg), numerics(cpu), dtype)
 
 
 def test_bad_arguments_are_named():
