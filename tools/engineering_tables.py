@@ -6,6 +6,7 @@ a generated block between ``<!-- NAME ARGS -->`` and ``<!-- /NAME -->``:
     release                  the released tiny world: its RELEASE.json and MANIFEST.json
     versions                 the lower bounds of pyproject.toml
     quote PATH ID            the printed output of cell ID of notebook PATH, as stored
+                             (a printed table as a Markdown table)
 
 ``tests/test_engineering.py`` fails when a block differs from what this renders (and on a
 number in the page's prose, outside the blocks).
@@ -60,7 +61,9 @@ def versions() -> str:
 
 
 def quote(path: str, cell_id: str) -> str:
-    """The text a code cell printed (its stream outputs), as stored in the notebook."""
+    """What a code cell printed (its stream outputs), as stored in the notebook: a table
+    printed by ``bigramlab.display.format_table`` becomes a Markdown table (it then fits
+    the page's column), anything else a text block."""
     nb = json.loads((ROOT / path).read_text())
     cells = [c for c in nb["cells"] if c.get("id") == cell_id]
     if not cells:
@@ -68,7 +71,12 @@ def quote(path: str, cell_id: str) -> str:
     text = "".join("".join(o["text"]) if isinstance(o["text"], list) else o["text"]
                    for o in cells[0].get("outputs", []) if o.get("output_type") == "stream")
     lines = [line.rstrip() for line in text.strip("\n").splitlines()]
-    return "```text\n" + "\n".join(lines) + "\n```"
+    if len(lines) < 3 or not re.fullmatch(r"-+(  +-+)*", lines[1]):
+        return "```text\n" + "\n".join(lines) + "\n```"
+    starts = [m.start() for m in re.finditer(r"-+", lines[1])] + [None]
+    rows = [[line[a:b].strip() for a, b in zip(starts, starts[1:])] for line in lines]
+    rows[1] = ["---"] * len(rows[0])
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
 RENDER = {"t4-table": t4_table.table, "lowmem-table": t4_table.lowmem_table,
