@@ -1,4 +1,4 @@
-# Two commands do everything (see README):
+# Two commands do everything (README, "Quick start"):
 #   make book       build the HTML book from the outputs stored in the notebooks (seconds)
 #   make test       the whole test suite: unit/property tests, sync checks, nbval, book build
 #   make quick      unit and property tests only (no notebooks, no full tiny world): a few minutes

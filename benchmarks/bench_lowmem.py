@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Peaks measured by ``--record`` runs (the README's and setup page's T4 table shows them).
+#: Peaks measured by ``--record`` runs (the T4 tables of the book's appendix and setup page show them).
 RESULTS = ROOT / "benchmarks" / "results" / "lowmem.json"
 
 CHILD = r'''

@@ -180,7 +180,7 @@ def compared_texts(path: Path):
 
 
 def policy_bound(text: str, tol: Tolerance) -> float:
-    """The bound the README promises, computed here from the printed text alone (not by
+    """The bound the appendix (book/engineering.md) promises, computed here from the printed text alone (not by
     the plugin): integers exact, decimals one unit in the last digit, unless the cell's
     metadata names the number (then the largest of its units, abs and rel)."""
     mantissa, _, exp = text.lower().replace(",", "").partition("e")

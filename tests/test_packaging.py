@@ -7,7 +7,7 @@
   dependencies taken from this one through a ``.pth`` file, nothing downloaded) runs
   ``bigramlab info`` outside the repository and prints the version.
 - ``.github/workflows/release.yml`` checks the tag, builds, publishes to PyPI and
-  deploys the book; README's "Releasing" checklist names each of its jobs; and
+  deploys the book; the appendix's "Releasing" checklist names each of its jobs; and
   ``.github/workflows/ci.yml`` runs ``.ci/run``.
 """
 
@@ -149,7 +149,7 @@ def test_wheel_installs_and_runs_outside_the_repository(dist, tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# The release workflow and README's checklist
+# The release workflow and the appendix's checklist (book/engineering.md)
 
 
 def workflow(name: str) -> dict:
@@ -171,9 +171,9 @@ def uses(job: dict) -> list[str]:
 
 
 def releasing_section() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf8")
+    text = (ROOT / "book" / "engineering.md").read_text(encoding="utf8")
     found = re.search(r"^## Releasing\n(.*?)(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
-    assert found, "README.md has no '## Releasing' section"
+    assert found, "book/engineering.md has no '## Releasing' section"
     return found.group(1)
 
 
@@ -220,11 +220,11 @@ def test_release_workflow_checks_the_tag_like_pyproject(tmp_path):
         assert (done.returncode == 0) == ok, (tag, done.stdout, done.stderr)
 
 
-def test_readme_checklist_names_each_job():
+def test_appendix_checklist_names_each_job():
     section = releasing_section()
     jobs = workflow("release.yml")["jobs"]
     missing = [job for job in jobs if f"`{job}`" not in section]
-    assert not missing, f"README's Releasing checklist does not name the jobs {missing}"
+    assert not missing, f"the appendix's Releasing checklist does not name the jobs {missing}"
     # the checklist's order is the workflow's
     order = [section.index(f"`{job}`") for job in jobs]
     assert order == sorted(order), "the checklist names the jobs in another order than release.yml"

@@ -62,7 +62,7 @@ def test_a_damaged_release_is_refused_naming_the_fix(tiny, tmp_path, monkeypatch
 def test_a_rebuild_here_is_close_to_the_release(tiny, tmp_path, monkeypatch):
     """`bigramlab build` pretrains from scratch (about 2 minutes on 2 cores). On the machine
     that made the release the weights are identical; on another CPU kernel set of this
-    machine kind they differ in the last digits, which 1,500 steps grow (README,
+    machine kind they differ in the last digits, which 1,500 steps grow (the book's appendix,
     "Reproducibility", measured: eval CE within 0.001 nats). Bound: 0.01 nats."""
     monkeypatch.setenv("BIGRAMLAB_CACHE", str(tmp_path))
     folders = build.build_world(tiny, progress=False, released=False)

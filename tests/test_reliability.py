@@ -2,7 +2,7 @@
 
 Each bad-input test asserts the error's type and that its message is one
 line, names the fix and does not embed a model's (or a dict's) repr. The
-README's "Reliability" table lists them: one row per test here.
+The book's appendix (book/engineering.md, "Reliability") lists them: one row per test here.
 
 The cache tests build a *small* world (seconds) in a temporary cache and
 damage copies of it: a damaged tiny LM resumes pretraining from its last
@@ -476,13 +476,13 @@ def test_lm_bigram_cross_entropy_shows_a_progress_bar(lm, ids, monkeypatch, caps
     assert capsys.readouterr().err == ""
 
 
-def test_readme_table_names_tests_that_exist():
-    """Every row of the README's Reliability table is a test of this module."""
+def test_appendix_table_names_tests_that_exist():
+    """Every row of the appendix's Reliability table is a test of this module."""
     import re
     import sys
     from pathlib import Path
 
-    text = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf8")
+    text = (Path(__file__).parents[1] / "book" / "engineering.md").read_text(encoding="utf8")
     section = text.split("## Reliability", 1)[1].split("\n## ", 1)[0]
     rows = [r for r in section.splitlines() if r.startswith("| ") and "---" not in r][1:]
     assert len(rows) >= 20

@@ -14,7 +14,7 @@ the stored ones (the same splitting as ``tools/nbval_numbers.py``) and prints,
 per cell that moved, the largest absolute and relative change in each run and
 the tolerance the cell's marker sets. ``seeds S ...`` trains (or loads from the
 cache) Chapter 3's default-lambda mask with those data-order seeds and prints
-its kept count and r. The README's "Reproducibility" tables are these outputs.
+its kept count and r. The book's appendix, "Reproducibility", reports these outputs.
 """
 
 from __future__ import annotations

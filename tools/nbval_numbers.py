@@ -2,7 +2,7 @@
 
 nbval compares a re-executed cell's outputs with the ones stored in the
 notebook, character for character. Our stored numbers come from floating-point
-training whose last bits depend on the CPU's kernels (see the README's
+training whose last bits depend on the CPU's kernels (see the book's appendix,
 "Reproducibility" section), so this plugin changes what "equal" means for text:
 
 * a text is split into numbers and the rest (:func:`split`);
@@ -27,7 +27,7 @@ the first). A listed number passes when ``|new - stored| <= max(default, units *
 u, abs, rel * |stored|)``, ``u`` being one unit in its last printed digit. A
 ``# NBVAL_TOLERANCE`` comment in a cell's code (this plugin's old, cell-wide
 form) is refused with the fix. The course has no such metadata today: the tiny
-world prints the same digits on every CPU (README, "Reproducibility").
+world prints the same digits on every CPU (the book's appendix, "Reproducibility").
 
 With ``NBVAL_NUMBERS_RECORD=DIR`` set, every compared cell's fresh text
 outputs are also written to ``DIR/<folder>/<notebook>.json``, so that a test

@@ -1,12 +1,13 @@
-"""The README's and the setup page's table: what each real profile costs on a free T4.
+"""The T4 table of the book's appendix and setup page: what each real profile costs on a free T4.
 
 Computed from the model configs by ``bigramlab.experiments.plan.mask_step_cost``
 (not measured: no GPU was lent when it was written), under the session budget
 (``BIGRAMLAB_BUDGET=session``, the default) and the paper's
 (``BIGRAMLAB_BUDGET=paper``). ``tests/test_plan.py`` checks that the tables in
-README.md and book/setup.md are what this prints.
+book/engineering.md and book/setup.md are what this prints
+(``tools/engineering_tables.py`` renders them into the appendix).
 
-    python tools/t4_table.py   # the T4 table, then the measured peaks (README only)
+    python tools/t4_table.py   # the T4 table, then the measured peaks (the appendix only)
 """
 
 from __future__ import annotations

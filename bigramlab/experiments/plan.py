@@ -8,7 +8,7 @@ how long it will take, where its state is saved, and the cheaper alternative.
 The tiny world's runs (about a minute each, the chapters' budget) are not
 announced. :func:`mask_step_cost` says, from a real profile's config alone,
 what one step costs (FLOPs, a lower bound on GPU memory, seconds on a free
-T4) for the tables of the README and the setup page. Defined in Chapter 3.
+T4) for the tables of the book's appendix and setup page. Defined in Chapter 3.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def mask_key(profile: Profile, checkpoint: str, target: str, config: SparsifyCon
              device: torch.device) -> str:
     """The cache key of a trained mask (``mask-<key>``): everything that determines it.
     The numeric environment of ``device`` is in it, as for the tiny LM: other kernels
-    round differently, and mask training amplifies it (README, "Reproducibility")."""
+    round differently, and mask training amplifies it (the book's appendix, "Reproducibility")."""
     # the low-memory settings (Pythia 1B, GPT-2 large) join the key only where they are
     # set, so every other mask keeps the key it had before they existed
     low = {k: getattr(profile, k) for k in ("weights_dtype", "mask_memory")

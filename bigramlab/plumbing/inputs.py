@@ -6,7 +6,7 @@ The functions users call (``SparsifyConfig``, the experiments' entry points,
 argument fails at once, in the caller's words, instead of deep inside torch
 or, worse, silently with a wrong number. A message says what was passed (a
 short description, never the repr of a model) and what to pass instead. The
-README's "Reliability" section lists the bad inputs tried and their errors.
+The book's appendix ("Reliability") lists the bad inputs tried and their errors.
 
 A leaf module: it imports nothing from bigramlab (transformers only lazily,
 to tell a causal LM from a masked one). Every chapter relies on it, though

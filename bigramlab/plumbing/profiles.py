@@ -109,11 +109,12 @@ class Profile:
     shape: Shape | None = None      # only for the real profiles (tiny: see world)
     notes: str = ""
     budget: str = "paper"           # "paper" or "session" (real profiles), "tiny" (tiny ones)
-    # Models too large to mask the straightforward way on a free T4 (README, "On a free
+    # Models too large to mask the straightforward way on a free T4 (the book's appendix, "On a free
     # Colab T4"): weights stored in fp16 and mask training with memory="low"
     # (methods.lowmem: fp32 compute one block at a time, bf16 AdamW moments).
     # how load_model stores the weights; the tiny profiles compute in float64, which
-    # makes their numbers the same under every CPU kernel set (README, "Reproducibility")
+    # makes their numbers the same under every CPU kernel set (the book's appendix,
+    # "Reproducibility")
     weights_dtype: str = "float32"
     mask_memory: str = "default"    # sparsify's memory mode: "default" or "low"
 
@@ -214,7 +215,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in [
 #: The budgets a real profile can run under ($BIGRAMLAB_BUDGET; default "session").
 BUDGETS = ("session", "paper")
 #: The session budget: what changes from the paper's so that every chapter fits a free
-#: Colab T4 session (README, "On a free Colab T4"). Sizes are caps (a smaller value set
+#: Colab T4 session (the book's appendix, "On a free Colab T4"). Sizes are caps (a smaller value set
 #: on a profile stays); the schedule is the tiny world's, shown to harden masks in 600
 #: steps (Chapter 3), 25 times fewer than the paper's 15,000 at the paper's batch of 32.
 SESSION = {

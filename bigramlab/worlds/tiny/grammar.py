@@ -34,7 +34,7 @@ from .lexicon import (DET_COUNT, DET_PL, DET_SG, LEXICON, NAMES, NAME_TABLE, PRE
 # _P_CAST: chance a noun comes from the passage's own small cast (burstiness);
 # _P_TOPICAL: chance a verb/adjective comes from the topic, not the shared list.
 # With 0.5/0.8 the tiny profile's GPT-NeoX (4 x 64, 1,500 steps of 16 x 128 tokens)
-# ends 1.19 nats/token below the bigram model on the eval split (Chapter 0, README).
+# ends 1.19 nats/token below the bigram model on the eval split (Chapter 0).
 _P_CAST = 0.5
 _P_TOPICAL = 0.8
 

@@ -1,0 +1,119 @@
+"""The numbers of the book's appendix "Engineering notes" (book/engineering.md), rendered
+from the files that measure them. The page quotes no number of its own: each one sits in
+a generated block between ``<!-- NAME ARGS -->`` and ``<!-- /NAME -->``:
+
+    t4-table, lowmem-table   tools/t4_table.py (model configs, benchmarks/results/lowmem.json)
+    release                  the released tiny world: its RELEASE.json and MANIFEST.json
+    versions                 the lower bounds of pyproject.toml
+    quote PATH ID            the printed output of cell ID of notebook PATH, as stored
+                             (a printed table as a Markdown table)
+
+``tests/test_engineering.py`` fails when a block differs from what this renders (and on a
+number in the page's prose, outside the blocks).
+
+    python tools/engineering_tables.py           # rewrite the blocks of book/engineering.md
+    python tools/engineering_tables.py --check   # exit 1 naming each block that differs
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tools import t4_table  # noqa: E402
+
+PAGE = ROOT / "book" / "engineering.md"
+RELEASED = ROOT / "bigramlab" / "worlds" / "tiny" / "released" / "tiny"
+#: A generated block: its name, its arguments, and its body (never another block's marker).
+BLOCK = re.compile(r"<!-- ([\w-]+)((?: [^\s>]+)*) -->\n((?:(?!<!--).)*?)<!-- /\1 -->", re.S)
+
+
+def release() -> str:
+    info = json.loads((RELEASED / "RELEASE.json").read_text())
+    files = json.loads((RELEASED / "MANIFEST.json").read_text())["files"]
+    steps = sorted({Path(f).parts[2] for f in files if f.startswith("lm/checkpoints/")},
+                   key=lambda s: int(s.removeprefix("step")))
+    mib = sum(f["bytes"] for f in files.values()) / 2**20
+    b = info["built_on"]
+    return "\n".join([
+        "| released tiny world | |", "|---|---|",
+        f"| checkpoints | {len(steps)}: {', '.join(steps)} |",
+        f"| files | {len(files)} ({mib:.1f} MiB), each with its size and SHA-256 in `MANIFEST.json` |",
+        f"| built on | {b['device']}, torch {b['torch']}, {b['kernels']} kernels, "
+        f"{b['threads']} threads, {b['machine']} |",
+        f"| pretraining took | {info['train_seconds']} s |"])
+
+
+def versions() -> str:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    rows = ["| package | lower bound |", "|---|---|",
+            f"| Python | {project['requires-python']} |"]
+    for dep in project["dependencies"]:
+        name, bound = re.match(r"([\w.-]+)\s*(.*)", dep).groups()
+        rows.append(f"| {name} | {bound or 'any'} |")
+    return "\n".join(rows)
+
+
+def quote(path: str, cell_id: str) -> str:
+    """What a code cell printed (its stream outputs), as stored in the notebook: a table
+    printed by ``bigramlab.display.format_table`` becomes a Markdown table (it then fits
+    the page's column), anything else a text block."""
+    nb = json.loads((ROOT / path).read_text())
+    cells = [c for c in nb["cells"] if c.get("id") == cell_id]
+    if not cells:
+        raise KeyError(f"{path} has no cell {cell_id}")
+    text = "".join("".join(o["text"]) if isinstance(o["text"], list) else o["text"]
+                   for o in cells[0].get("outputs", []) if o.get("output_type") == "stream")
+    lines = [line.rstrip() for line in text.strip("\n").splitlines()]
+    if len(lines) < 3 or not re.fullmatch(r"-+(  +-+)*", lines[1]):
+        return "```text\n" + "\n".join(lines) + "\n```"
+    starts = [m.start() for m in re.finditer(r"-+", lines[1])] + [None]
+    rows = [[line[a:b].strip() for a, b in zip(starts, starts[1:])] for line in lines]
+    rows[1] = ["---"] * len(rows[0])
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+RENDER = {"t4-table": t4_table.table, "lowmem-table": t4_table.lowmem_table,
+          "release": release, "versions": versions, "quote": quote}
+
+
+def render(text: str) -> str:
+    """``text`` with every generated block rendered afresh."""
+    def one(m: re.Match) -> str:
+        name, args = m.group(1), m.group(2).split()
+        return f"<!-- {name}{m.group(2)} -->\n{RENDER[name](*args)}\n<!-- /{name} -->"
+    return BLOCK.sub(one, text)
+
+
+def differences(text: str) -> list[str]:
+    """The blocks of ``text`` that differ from their sources, one line each."""
+    out = []
+    opened = [n for n in re.findall(r"<!-- ([\w-]+)", text) if n in RENDER]
+    if len(opened) != len(BLOCK.findall(text)):
+        out.append(f"{len(opened)} blocks opened, {len(BLOCK.findall(text))} closed: a marker "
+                   "is missing or a block holds another's")
+    for m in BLOCK.finditer(text):
+        name, args = m.group(1), m.group(2).split()
+        if m.group(3) != RENDER[name](*args) + "\n":
+            out.append(f"<!-- {name}{m.group(2)} --> differs from its source")
+    return out
+
+
+def main(argv: list[str]) -> int:
+    text = PAGE.read_text()
+    if "--check" in argv:
+        bad = differences(text)
+        print("\n".join(bad) or f"{PAGE.relative_to(ROOT)}: every block matches its source")
+        return 1 if bad else 0
+    PAGE.write_text(render(text))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
