@@ -118,3 +118,24 @@ def test_float64_mask_training_is_the_same_under_other_kernels_and_threads(tmp_p
     for k in native:
         assert torch.equal(native[k] > 0, default[k] > 0), k
         assert float((native[k] - default[k]).abs().max()) < 1e-9, k
+
+
+def test_a_float64_mask_key_names_no_kernels_or_threads(tiny):
+    """Float64 masks are the same under every kernel set and thread count (the slow test
+    above), so a mask trained on one thread is found on two; a float32 key still names
+    both (float32 training differs across them)."""
+    from bigramlab.experiments import mask_config, mask_key
+
+    cpu, n = torch.device("cpu"), torch.get_num_threads()
+    cfg = mask_config(tiny)
+    f32 = tiny.replace(weights_dtype="float32")
+    try:
+        torch.set_num_threads(1)
+        one = mask_key(tiny, tiny.final_checkpoint, "bigram", cfg, cpu), \
+            mask_key(f32, tiny.final_checkpoint, "bigram", cfg, cpu)
+        torch.set_num_threads(2)
+        two = mask_key(tiny, tiny.final_checkpoint, "bigram", cfg, cpu), \
+            mask_key(f32, tiny.final_checkpoint, "bigram", cfg, cpu)
+    finally:
+        torch.set_num_threads(n)
+    assert one[0] == two[0] and one[1] != two[1]

@@ -34,7 +34,7 @@ def test_older_targets_keep_their_mask_keys():
         for cfg in (mask_config(p), mask_config(p, 3.0, max_steps=p.chapter_max_steps)):
             before = key_of(1, p.key("model_id", "corpus", "seq_len", "n_train_seqs",
                                      "n_eval_seqs", "world"),
-                            p.final_checkpoint, target, dataclasses.asdict(cfg), numerics(cpu),
+                            p.final_checkpoint, target, dataclasses.asdict(cfg), numerics(cpu, torch.float64),
                             dtype)
             assert mask_key(p, p.final_checkpoint, target, cfg, cpu) == before
     cfg = mask_config(p)
@@ -43,7 +43,7 @@ def test_older_targets_keep_their_mask_keys():
     assert keys["trigram"] == key_of(1, p.key("model_id", "corpus", "seq_len", "n_train_seqs",
                                               "n_eval_seqs", "world"), p.final_checkpoint,
                                      f"trigram(min_count={MIN_COUNT})",
-                                     dataclasses.asdict(cfg), numerics(cpu), dtype)
+                                     dataclasses.asdict(cfg), numerics(cpu, torch.float64), dtype)
 
 
 def test_bad_arguments_are_named():

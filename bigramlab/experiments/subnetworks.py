@@ -77,7 +77,9 @@ def mask_key(profile: Profile, checkpoint: str, target: str, config: SparsifyCon
              device: torch.device) -> str:
     """The cache key of a trained mask (``mask-<key>``): everything that determines it.
     The numeric environment of ``device`` is in it, as for the tiny LM: other kernels
-    round differently, and mask training amplifies it (the book's appendix, "Reproducibility")."""
+    round differently, and mask training amplifies it (the book's appendix,
+    "Reproducibility"); for a float64 model (the tiny world), only the device type and
+    torch build, which is all that can change its mask (``devices.numerics``)."""
     # the low-memory settings (Pythia 1B, GPT-2 large) join the key only where they are
     # set, so every other mask keeps the key it had before they existed
     low = {k: getattr(profile, k) for k in ("weights_dtype", "mask_memory")
@@ -85,7 +87,8 @@ def mask_key(profile: Profile, checkpoint: str, target: str, config: SparsifyCon
     return key_of(_FORMAT_VERSION, profile.key("model_id", "corpus", "seq_len", "n_train_seqs",
                                                "n_eval_seqs", "world"),
                   checkpoint, _KEY_NAMES.get(target, target), dataclasses.asdict(config),
-                  numerics(device), *([low] if low else []))
+                  numerics(device, getattr(torch, profile.weights_dtype)),
+                  *([low] if low else []))
 
 
 @functools.lru_cache(maxsize=4)

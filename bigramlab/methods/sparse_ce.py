@@ -73,10 +73,13 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         for s, e, n_scattered in chunks:
             x = logits[s:e].to(cdt)  # a view if already in cdt, else a copy
             lse[s:e] = torch.logsumexp(x, dim=1)
-            target = target_rows(rows[s:e], n_scattered).to(cdt)
-            # sum_b P(b | a_i) x_i[b]; in place on our own copy of the rows,
-            # and not as a matmul, which may run in TF32 on GPUs.
-            dot = target.mul_(x[:, :V]).sum(1)
+            target = target_rows(rows[s:e], n_scattered)
+            # sum_b P(b | a_i) x_i[b]; in place on our own copy of the rows when they
+            # have x's dtype (a float32 row times float64 logits is promoted in the
+            # kernel: the same bits as a float64 copy, without the copy), and not as a
+            # matmul, which may run in TF32 on GPUs.
+            prod = target.mul_(x[:, :V]) if target.dtype == cdt else x[:, :V] * target
+            dot = prod.sum(1)
             loss += (lse[s:e] - dot).sum()
         ctx.save_for_backward(logits, rows, lse)
         ctx.target_rows, ctx.V, ctx.chunks = target_rows, V, chunks

@@ -25,14 +25,21 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
-def numerics(device: torch.device | str | None = None) -> dict:
+def numerics(device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> dict:
     """What decides the last bits of float results on ``device``: the device type,
     the torch build, and on a CPU the SIMD kernel set torch dispatches to
     (``$ATEN_CPU_CAPABILITY`` can lower it), MKL's code path (``$MKL_CBWR``) and
     the thread count; on a GPU its name. Part of the cache key of every trained
-    artifact, so a cache is never reused where training would give other bits."""
+    artifact, so a cache is never reused where training would give other bits.
+
+    For a float64 computation (``dtype``) only the device type, the torch build and
+    the dtype: its last-bit differences across kernels and thread counts stay far below
+    anything a mask or a printed digit can see (the tiny world: tested by
+    ``tests/test_release.py``), so a mask trained on one thread is the one on two."""
     device = torch.device(device) if device is not None else default_device()
     out = {"device": device.type, "torch": torch.__version__}
+    if dtype == torch.float64:
+        return out | {"dtype": "float64"}
     if device.type == "cpu":
         out.update(kernels=torch.backends.cpu.get_cpu_capability(),
                    mkl_cbwr=os.environ.get("MKL_CBWR", ""), threads=torch.get_num_threads())
