@@ -13,13 +13,13 @@ import torch
 
 from ..methods.covariance import frobenius_cosine, remove_top_components
 from ..methods.rotation import ResidualStats
-from ._core import CheckResult, Wrong, as_float as _float, as_tensor as _tensor, call, run
+from ._core import CheckResult, Wrong, as_float as _float, as_tensor as _tensor, call, rng, run
 
 
 
 def _covs(seed: int, n: int = 3, d: int = 5) -> torch.Tensor:
     """Covariance matrices (PSD, distinct eigenvalues) with a shared large direction."""
-    g = torch.Generator().manual_seed(seed)
+    g = rng(seed)
     f = torch.randn(n, d, d, generator=g, dtype=torch.float64)
     u = torch.randn(d, 1, generator=g, dtype=torch.float64)
     return f @ f.transpose(1, 2) + 5 * u @ u.T + 2.0
@@ -96,7 +96,7 @@ def check_covariance_from_sums(fn: Callable) -> CheckResult:
     from n, total = sum of x (d,) and gram = sum of x x^T (d, d)."""
 
     def body():
-        g = torch.Generator().manual_seed(73)
+        g = rng(73)
         for n, d, offset in ((100, 3, 4.0), (7, 2, 0.0), (1000, 5, -1.0)):
             x = torch.randn(n, d, generator=g, dtype=torch.float64) * 2 + offset
             stats = ResidualStats(2, d)
