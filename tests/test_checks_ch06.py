@@ -116,3 +116,21 @@ def test_torch_solutions_pass(capsys):
     assert checks.check_median_rotation(rotation)
     assert checks.check_recall_at_k(recall)
     assert "✗" not in capsys.readouterr().out
+
+
+def rotation_float32(a):
+    eig = torch.linalg.eigvals(torch.as_tensor(a).float())
+    return float(np.median(np.degrees(np.abs(np.angle(eig.numpy())))))
+
+
+def test_float32_right_rotation_passes(capsys):
+    """Issue 21: "expected 60.000 degrees, got 60.000" for the right formula in float32."""
+    assert checks.check_median_rotation(rotation_float32).correct, capsys.readouterr().out
+
+
+def test_a_rejection_prints_the_digits_that_differ(capsys):
+    result = checks.check_median_rotation(lambda a: rotation_float32(a) + 2e-3)
+    assert not result.correct
+    got = result.line.split("got ")[-1]
+    want = result.line.split("expected ")[-1].split(" degrees")[0]
+    assert got != want, result.line

@@ -94,3 +94,30 @@ def test_torch_solutions_pass(capsys):
     assert checks.check_frobenius_cosine(cosine)
     assert checks.check_remove_top(remove)
     assert "✗" not in capsys.readouterr().out
+
+
+def cosine_abs(a, b):
+    return abs(frobenius_cosine(a, b))
+
+
+def cosine_float32(a, b):
+    a, b = torch.as_tensor(a).float(), torch.as_tensor(b).float()
+    return (a * b).sum() / (a.norm() * b.norm())
+
+
+def remove_float32(cov, k):
+    vals, vecs = torch.linalg.eigh(torch.as_tensor(cov).float())
+    vals[len(vals) - k:] = 0
+    return (vecs * vals) @ vecs.T
+
+
+def test_abs_cosine_is_caught(capsys):
+    """Issue 21: every pair had a positive cosine, so abs() passed."""
+    result = checks.check_frobenius_cosine(cosine_abs)
+    assert not result.correct and "sign" in result.line, result.line
+
+
+def test_float32_right_answers_pass(capsys):
+    """Issue 21: the right formula in float32 was rejected."""
+    assert checks.check_frobenius_cosine(cosine_float32).correct
+    assert checks.check_remove_top(remove_float32).correct

@@ -18,7 +18,9 @@ printed line.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextvars
+import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,13 +40,76 @@ class NotDone(Exception):
     pass
 
 
-def call(fn: Callable, *args) -> Any:
+#: Set by ``bigramlab grade`` while it judges: a salt for every case's seed (fresh random
+#: inputs each grading run) and no printing. In a notebook: salt 0, the line is printed.
+GRADING: contextvars.ContextVar[int | None] = contextvars.ContextVar("grading", default=None)
+
+
+def rng(seed: int) -> torch.Generator:
+    """The generator a check draws its random cases from: ``seed`` in a notebook, a fresh
+    seed each grading run (so no answer can be looked up by its input)."""
+    salt = GRADING.get()
+    return torch.Generator().manual_seed(seed if salt is None else (seed * 1_000_003 + salt)
+                                         % 2**62)
+
+
+def wired(target: str, *args):
+    """``target(*args)`` (``"bigramlab.module:name"``), remembering how it was made so that
+    the grader can make the same object in a student's kernel (``grade.wire``)."""
+    module, _, name = target.partition(":")
+    obj = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    made = obj(*args)
+    made.__bigramlab_wire__ = (target, args)
+    return made
+
+
+def _snapshot(x):
+    """A copy of an input, to see later whether the student's function changed it."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().clone()
+    if isinstance(x, Mapping) and not hasattr(x, "__bigramlab_wire__"):
+        return {k: _snapshot(v) for k, v in x.items()}
+    if isinstance(x, (list, set)):
+        return type(x)(_snapshot(v) for v in x) if isinstance(x, list) else set(x)
+    return None
+
+
+def _same(before, x) -> bool:
+    if before is None:
+        return True
+    if isinstance(before, torch.Tensor):
+        return (isinstance(x, torch.Tensor) and x.shape == before.shape
+                and x.dtype == before.dtype and torch.equal(x, before))
+    if isinstance(before, dict):
+        return (isinstance(x, Mapping) and set(x) == set(before)
+                and all(_same(before[k], x[k]) for k in before))
+    if isinstance(before, list):
+        return (isinstance(x, list) and len(x) == len(before)
+                and all(_same(b, v) for b, v in zip(before, x)))
+    return before == x
+
+
+def call(fn: Callable, *args, inputs: tuple[str, ...] = ()) -> Any:
+    """``fn(*args)`` for a check: NotDone for a stub, Wrong when it raised or changed one
+    of its inputs in place (the caller, and the notebook's loops, still need them);
+    ``inputs`` names the arguments for that message."""
+    before = [_snapshot(a) for a in args]
     try:
         out = fn(*args)
     except NotImplementedError as e:  # a student may raise it themselves
         raise NotDone from e
     except Exception as e:  # the student's code failed: say how, don't crash the notebook
         raise Wrong(f"your function raised {type(e).__name__}: {e}") from e
+    for i, (b, a) in enumerate(zip(before, args)):
+        if not _same(b, a):
+            kind = inputs[i] if i < len(inputs) else (
+                "mask" if isinstance(b, dict) else "tensor" if isinstance(b, torch.Tensor)
+                else type(a).__name__)
+            raise Wrong(f"you changed the {kind} you were given (argument {i + 1}) in place; "
+                        "copy it first (.clone(), dict(...), set(...)): the caller still "
+                        "needs the original")
     if out is None:
         raise NotDone
     return out
@@ -104,7 +169,8 @@ def run(name: str, body: Callable[[], None]) -> CheckResult:
         status, line = WRONG, f"✗ {name}: {e}"
     else:
         status, line = CORRECT, f"✓ {name}: correct"
-    print(line)
+    if GRADING.get() is None:
+        print(line)
     return CheckResult(name, status, line)
 
 
@@ -164,7 +230,7 @@ def small_model(arch: str, n_layer: int = 3):
 
 def random_subnetwork(model, seed: int) -> Subnetwork:
     """A random subnetwork of ``model`` with a different density in every matrix."""
-    g = torch.Generator().manual_seed(seed)
+    g = rng(seed)
     masks = {}
     for i, m in enumerate(maskable_matrices(model)):  # a different density per matrix
         masks[m.name] = torch.rand(m.shape, generator=g) < (0.05 + 0.1 * i)

@@ -14,7 +14,7 @@ import torch
 
 from ..methods.bigrams import BigramModel, bigram_counts
 from ..methods.metrics import surprisal_correlation
-from ._core import CheckResult, Wrong, call, expect_equal, run
+from ._core import CheckResult, Wrong, call, expect_equal, rng, run
 
 LN2 = math.log(2.0)
 
@@ -22,7 +22,7 @@ LN2 = math.log(2.0)
 def _corpora() -> list[tuple[torch.Tensor, int]]:
     """(sequences, vocab_size) cases. The last id of each vocabulary never occurs,
     so its context is unseen (backoff) and its column is all zero."""
-    g = torch.Generator().manual_seed(1)
+    g = rng(1)
     cases = []
     for V, n, seq in ((6, 5, 8), (11, 20, 16), (4, 3, 1)):
         # Zipf-ish draws over ids 0..V-2: uneven rows, many zero pairs.
@@ -110,7 +110,7 @@ def check_bigram_probs(fn: Callable) -> CheckResult:
             table[: V + 1] = counts
             want = BigramModel(V, table=table).next_token_probs(torch.arange(V + 1))
             before = counts.clone()
-            got = _tensor(call(fn, counts), "bigram_probs")
+            got = _tensor(call(fn, counts, inputs=("counts",)), "bigram_probs")
             what = f"bigram_probs on a {tuple(counts.shape)} count table"
             if not torch.equal(counts, before):
                 raise Wrong(f"{what}: your function changed the counts it was given (work on a "
@@ -154,7 +154,7 @@ def check_surprisal_bits(fn: Callable) -> CheckResult:
     token t + 1 given token t; inf where the probability is 0."""
 
     def body():
-        g = torch.Generator().manual_seed(2)
+        g = rng(2)
         for seqs, V in _corpora()[:2]:
             model = _model(seqs, V)
             probs = model.next_token_probs(torch.arange(V + 1))
@@ -196,7 +196,7 @@ def check_correlation(fn: Callable) -> CheckResult:
     or dropped (inf="drop")."""
 
     def body():
-        g = torch.Generator().manual_seed(3)
+        g = rng(3)
         bigram = torch.rand(6, 30, generator=g) * 12
         lm = 0.6 * bigram + torch.rand(6, 30, generator=g) * 4
         bigram[torch.rand(6, 30, generator=g) < 0.08] = math.inf

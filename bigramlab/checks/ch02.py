@@ -16,7 +16,7 @@ from ..methods.anatomy import architecture, count_maskable, maskable_matrices
 from ..methods.residual import final_layer_norm, hidden_states, logit_lens, unembedding
 from ..plumbing.profiles import TinyWorld
 from ..worlds.models import make_model
-from ._core import CheckResult, Wrong, call, run
+from ._core import CheckResult, Wrong, call, rng, run
 
 _WORLD = dict(n_layer=2, d_model=32, n_head=4, d_mlp=64)
 _VOCAB, _SEQ = 40, 12
@@ -134,7 +134,7 @@ def check_head_slice(fn: Callable) -> CheckResult:
 def _randomize_layer_norms(model) -> None:
     """Fresh models have layer norms with weight 1 and bias 0, under which applying one
     twice changes almost nothing; random ones make that mistake visible."""
-    gen = torch.Generator().manual_seed(1)
+    gen = rng(1)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "norm" in name or ".ln_" in name:
@@ -151,7 +151,7 @@ def check_logit_lens_at(fn: Callable) -> CheckResult:
         for arch in ("gpt_neox", "gpt2"):
             model = _model(arch, seed=2)
             _randomize_layer_norms(model)
-            ids = torch.randint(0, _VOCAB, (1, _SEQ), generator=torch.Generator().manual_seed(3))
+            ids = torch.randint(0, _VOCAB, (1, _SEQ), generator=rng(3))
             hidden = hidden_states(model, ids)
             lens = logit_lens(model, hidden)[:, 0]               # (L + 1, seq, vocab)
             n_layers = hidden.shape[0] - 1

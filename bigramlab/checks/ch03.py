@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 
 from ..methods.sparsify import density_penalty, should_stop, soft_masks
-from ._core import CheckResult, Wrong, call, random_subnetwork, run, small_model
+from ._core import CheckResult, Wrong, call, random_subnetwork, rng, run, small_model
 
 
 def _tensor(got, what: str) -> torch.Tensor:
@@ -32,7 +32,7 @@ def _float(got, what: str) -> float:
 
 def _logits(seed: int = 0) -> dict[str, torch.Tensor]:
     """Two mask-logit matrices of different sizes, with a W == 0 entry (-1e6)."""
-    g = torch.Generator().manual_seed(seed)
+    g = rng(seed)
     a = torch.randn(6, 4, generator=g) * 3
     a[0, 0] = -1e6
     return {"a": a, "b": torch.randn(2, 3, generator=g) * 3 + 1}
@@ -116,7 +116,7 @@ def _stop_cases():
     """(soft masks, expected stop) pairs, including edge cases."""
 
     cases = []
-    g = torch.Generator().manual_seed(1)
+    g = rng(1)
     decided = torch.cat([torch.full((1000,), 0.99), torch.full((9000,), 0.01)])
     for n_undecided in (0, 5, 9, 10, 11, 50, 200):
         m = torch.cat([decided, torch.full((n_undecided,), 0.5)])

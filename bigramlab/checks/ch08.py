@@ -16,7 +16,7 @@ import torch
 from ..methods.anatomy import maskable_matrices
 from ..methods.generation import tempered
 from ..methods.overlap import overlap_stats, row_blocks, row_shuffle_null
-from ._core import Wrong, as_float as _float, call, random_subnetwork, run, small_model
+from ._core import Wrong, as_float as _float, call, random_subnetwork, rng, run, small_model
 
 _KEYS = ("full", "subnetwork", "random", "minus_subnetwork", "minus_random")
 
@@ -87,7 +87,7 @@ def check_tempered(fn: Callable) -> bool:
     puts all the mass on the most probable token (the lowest id among ties)."""
 
     def body():
-        g = torch.Generator().manual_seed(82)
+        g = rng(82)
         logits = torch.randn(4, 9, generator=g, dtype=torch.float64) * 2
         probs = torch.softmax(logits, -1)
         for T in (0.3, 1.0, 2.0, 0.0):
@@ -180,7 +180,7 @@ def check_row_shuffle_mean(fn: Callable) -> bool:
 
     def body():
         model = small_model("gpt_neox")
-        g = torch.Generator().manual_seed(85)
+        g = rng(85)
         # masks with favoured columns, so that row shuffles and uniform placement differ
         subs = []
         for _ in range(2):

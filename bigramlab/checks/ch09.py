@@ -19,8 +19,8 @@ from ..methods.anatomy import maskable_matrices
 from ..methods.circuits import greedy_add_back
 from ..methods.subnetwork import Subnetwork
 from ..methods.trigrams import TrigramModel
-from ._core import (Wrong, as_float, as_tensor, call, call_on_mask, random_subnetwork, run,
-                    small_model)
+from ._core import (Wrong, as_float, as_tensor, call, call_on_mask, random_subnetwork, rng, run,
+                    small_model, wired)
 
 LN2 = math.log(2.0)
 
@@ -35,7 +35,7 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 def _corpus(seed: int, V: int, n: int, seq: int) -> torch.Tensor:
     """Zipf-ish draws over ids 0..V-2 (the last id never occurs: its context backs off)."""
-    g = torch.Generator().manual_seed(seed)
+    g = rng(seed)
     w = 1.0 / torch.arange(1, V, dtype=torch.float64) ** 1.2
     return torch.multinomial(w, n * seq, replacement=True, generator=g).view(n, seq)
 
@@ -115,6 +115,10 @@ def check_trigram_next_probs(fn: Callable) -> bool:
 # Exercise 9.2: the trigram cross-entropy
 
 
+def _trigram_model(seqs: torch.Tensor, V: int, min_count: int) -> TrigramModel:
+    return TrigramModel.from_corpus([seqs], V, min_count=min_count)
+
+
 def _soft_ce(logits, targets, keep=slice(None)):
     logp = torch.log_softmax(logits.double(), -1)
     return float(-(targets.double() * logp).sum(-1)[:, keep].mean())
@@ -126,8 +130,8 @@ def check_trigram_cross_entropy(fn: Callable) -> bool:
 
     def body():
         V = 7
-        model = TrigramModel.from_corpus([_corpus(94, V, 30, 10)], V, min_count=2)
-        g = torch.Generator().manual_seed(95)
+        model = wired("bigramlab.checks.ch09:_trigram_model", _corpus(94, V, 30, 10), V, 2)
+        g = rng(95)
         for B, T in ((3, 6), (2, 9)):
             ids = _corpus(96 + T, V, B, T)
             logits = torch.randn(B, T, V, generator=g) * 2
@@ -267,14 +271,14 @@ def check_greedy_add_back(fn: Callable) -> bool:
     skipped; at most ``max_steps``, None = no limit)."""
 
     def body():
-        g = torch.Generator().manual_seed(94)
+        g = torch.Generator().manual_seed(94)  # fixed: cases built to tell the mistakes apart
         for case in range(4):
             picks = [set(torch.randperm(64, generator=g)[:int(k)].tolist())
                      for k in torch.randint(2, 9, (7,), generator=g)]
             start, parts = picks[0], {f"part {i}": p for i, p in enumerate(picks[1:6], 1)}
             parts["inside"] = set(list(start)[:2])  # adds nothing to the start
             weights = {e: float(w) for e, w in enumerate(torch.rand(64, generator=g))}
-            score = _set_score(weights)
+            score = wired("bigramlab.checks.ch09:_set_score", weights)
             max_steps = (None, 3, None, 0)[case]
             want = _greedy_names(start, parts, score, max_steps)
             got = call(fn, set(start), {n: set(p) for n, p in parts.items()}, score, max_steps)

@@ -2,14 +2,16 @@
 
 - ``assignments``: the exercise metadata (stable ids, checks, points) in the
   notebooks' cells, read from the instructor's reference notebooks;
-- ``runner``: one submission, executed on a copy in a fresh kernel, with limits,
-  then graded by one request per check;
-- ``kernel_step``: the grading step sent into the kernel (never imported here);
+- ``runner``: one submission, executed on a copy in a fresh kernel, with limits;
+  a cell or function that fails costs only its exercise;
+- ``judge``: the checks, run in the grader's process on the answers the kernel sends back
+  (``wire``: plain data), ``kernel_step``: what the kernel runs, ``kernel``: its limits;
 - ``batch``: a class of submissions, the package snapshot, extra checks;
 - ``reports``: the class table, Gradescope ``results.json``, feedback.
 
-Grading runs the students' code: run it in a container when that code is not
-trusted (``book/instructors.md``).
+The students' code runs only in their kernels; the process that decides a score
+never runs it. Their kernels can still touch the machine: run grading in a
+container when that code is not trusted (``book/instructors.md``).
 """
 
 from .assignments import Assignment, ExerciseMetadataError, Graded, load_references

@@ -1,9 +1,10 @@
 """Grade a class of submissions: ``bigramlab grade SUBMISSION... --out DIR``.
 
-Before any student code runs, the grader reads bigramlab's sources (and the
-in-kernel grading step's) into memory: every grading request imports the checks
-from that snapshot, and after each submission the files on disk are compared
-with it (a notebook that rewrote them is scored 0 and the files are put back).
+The checks run in the grader's own process (``judge``), never in a student's
+kernel. Before any student code runs, the grader reads bigramlab's sources into
+memory, and after each submission the files on disk are compared with them (a
+notebook that rewrote them is scored 0 and the files are put back, so that the
+next student's kernel is not affected).
 Each submission then runs on a copy in its own temporary folder (``runner``),
 one after another or ``jobs`` at a time, and the reports are written
 (``reports``). A submission that fails in any way gets its reason in the
@@ -30,7 +31,6 @@ from .reports import write_reports
 from .runner import Limits, Run, Submission
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-KERNEL_STEP = Path(__file__).resolve().parent / "kernel_step.py"
 
 
 def package_sources(root: Path = PACKAGE_ROOT) -> dict[str, tuple[str, str, bool]]:
@@ -90,7 +90,7 @@ def load_extra(path: Path, references: dict[str, Assignment]) -> tuple[dict, dic
         if g.id in references[name].cells or g.id in {x.id for x in extra.get(name, [])}:
             raise ValueError(f"{path}: id {g.id} is already used")
         extra.setdefault(name, []).append(g)
-    return {"source": path.read_text(encoding="utf8"), "filename": str(path)}, extra
+    return {k: v for k, v in namespace.items() if callable(v)}, extra
 
 
 def expand(paths: list[Path]) -> list[Path]:
@@ -126,7 +126,7 @@ def labels(paths: list[Path]) -> list[str]:
 
 
 def grade_one(path: Path, label: str, references: dict[str, Assignment], limits: Limits,
-              sources: dict, kernel_src: str, extra: dict | None = None,
+              extra: dict | None = None,
               forced: str | None = None) -> Submission:
     sub = Submission(path, label)
     start = time.monotonic()
@@ -140,7 +140,7 @@ def grade_one(path: Path, label: str, references: dict[str, Assignment], limits:
         if sub.assignment is None:
             sub.status, sub.reason = "unknown assignment", sub.how
             return sub
-        Run(sub, nb, limits, sources, kernel_src, extra).execute(sub.assignment)
+        Run(sub, nb, limits, extra).execute(sub.assignment)
     except Exception as e:  # the grader failed on this one: report it, go on, exit non-zero
         sub.status, sub.reason = "grader error", f"{type(e).__name__}: {e}"
         sub.traceback = traceback.format_exc()
@@ -157,7 +157,6 @@ def grade(paths: list[Path], out: Path, reference: list[Path] | None = None,
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     limits = limits or Limits()
     sources = package_sources()
-    kernel_src = KERNEL_STEP.read_text(encoding="utf8")
     references = load_references(reference)
     extra_kernel = None
     if extra is not None:
@@ -170,8 +169,8 @@ def grade(paths: list[Path], out: Path, reference: list[Path] | None = None,
         "use a container for work you do not trust")
 
     def one(i: int) -> Submission:
-        sub = grade_one(paths[i], names[i], references, limits, sources, kernel_src,
-                        extra_kernel, assignment)
+        sub = grade_one(paths[i], names[i], references, limits, extra_kernel,
+                        assignment)
         tampered = changed_files(sources)
         if tampered:
             restore(sources, tampered)
