@@ -99,3 +99,66 @@ def test_bigram_model_counts_a_streamed_real_corpus(local_hub):
         assert abs(float(bigram.prob(torch.tensor(a), torch.tensor(b))) - c / total) < 1e-6
     again = bigram_model(profile, device="cpu", progress=False)  # from the cache
     assert again.nnz == bigram.nnz == len(naive)
+
+
+@pytest.fixture
+def hub_served(local_hub, tmp_path):
+    """The local folder rewritten as the Hub serves Pythia (``tools.standin_hub``): fp16
+    ``pytorch_model.bin``, ``torch_dtype: float16``, old buffers, 27 padding rows; the
+    corpus as the Pile's ``train/00.jsonl.zst`` read with no ``data_files``."""
+    from tools import standin_hub
+    profile, _, tok, texts = local_hub
+    torch.manual_seed(1)
+    padded = make_model("gpt_neox", TinyWorld(n_layer=1, d_model=16, n_head=2, d_mlp=32),
+                        len(tok) + standin_hub.PYTHIA_PADDING, 128)
+    repo = tmp_path / "pythia-as-served"
+    repo.mkdir()
+    standin_hub.write_pythia(padded, tok, repo)
+    standin_hub.write_pile(tmp_path / "pile", texts)
+    corpus = Corpus(str(tmp_path / "pile"), why="the Pile's layout, locally")
+    return profile.replace(model_id=str(repo), corpus=corpus), padded, tok
+
+
+def test_a_hub_served_pythia_loads_in_float32_cut_to_the_tokenizer(hub_served):
+    """Stored fp16 with padding rows: loaded in the profile's float32, values exact, the
+    logits as wide as the tokenizer (the paper's cut), the padding rows' logits dropped."""
+    profile, padded, tok = hub_served
+    model, _ = load_model(profile, device="cpu")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    x = torch.randint(0, len(tok), (2, 12))
+    with torch.no_grad():
+        got, want = model(x).logits, padded.half().float()(x).logits
+    assert got.shape[-1] == len(tok)
+    torch.testing.assert_close(got, want[..., :len(tok)], rtol=1e-4, atol=1e-5)
+
+
+def test_a_half_model_is_refused_by_the_default_mask_step(hub_served):
+    from bigramlab.methods.sparsify import SparsifyConfig, sparsify
+    profile, _, tok = hub_served
+    model, _ = load_model(profile, device="cpu")
+    x = torch.randint(0, len(tok), (4, 16))
+    ce = lambda logits, ids, full=None: logits.float().logsumexp(-1).mean()  # noqa: E731
+    with pytest.raises(TypeError, match=r"torch.float16 .*memory='low'"):
+        sparsify(model.half(), x, ce, SparsifyConfig(max_steps=1, batch_size=4), progress=False)
+
+
+def test_the_pile_layout_streams_and_names_a_missing_decompressor(hub_served):
+    profile, _, _ = hub_served
+    assert load_corpus(profile, "eval").shape == (5, 128)
+    code = ("import sys; sys.modules['zstandard'] = None\n"  # as if it were not installed
+            "from bigramlab.worlds.hub import stream_texts\n"
+            "from bigramlab.plumbing.profiles import get_profile, Corpus\n"
+            f"p = get_profile('pythia-70m').replace(corpus=Corpus({profile.corpus.path!r}))\n"
+            "next(iter(stream_texts(p)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1] == (
+        "bigramlab.worlds.hub.MissingDecompressorError: the corpus is stored zstd-compressed "
+        "and zstandard is not installed: pip install zstandard (then restart the kernel)")
+
+
+def test_zstandard_is_a_dependency():
+    import tomllib
+    from pathlib import Path
+    deps = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    assert any(d.startswith("zstandard") for d in deps["project"]["dependencies"])

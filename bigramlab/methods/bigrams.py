@@ -201,7 +201,8 @@ class BigramModel(RowStore):
         """Mean cross-entropy, in nats, from bigram targets to softmax(logits).
 
         ``logits``: (batch, seq, V') with V' >= V (columns beyond V, such as
-        an embedding's padding rows, get target probability 0); logits[:, i]
+        an embedding's padding rows, are cut off before the softmax, as the
+        paper's code cuts them); logits[:, i]
         predicts token i + 1 from tokens <= i, so its target is the bigram
         row P(. | input_ids[:, i]).  All batch * seq positions are averaged:
 
@@ -225,6 +226,7 @@ class BigramModel(RowStore):
         if logits.shape[-1] < self.vocab_size:
             raise ValueError(f"logits have {logits.shape[-1]} columns, fewer "
                              f"than vocab_size={self.vocab_size}")
+        logits = logits[..., :self.vocab_size]  # padding columns never enter the softmax
         rows = self._rows(input_ids.reshape(-1))
         if rows.numel() == 0:
             raise ValueError("cross_entropy of an empty batch")

@@ -59,7 +59,7 @@ from .batching import batch_indices
 from .lowmem import LowMemorySteps
 from .masks import (density_penalty, flatten, masked_logits, soft_masks, soft_masks_flat,
                     unflatten)
-from .sparsify_config import SparsifyConfig, SparsifyResult, data_seed
+from .sparsify_config import SparsifyConfig, SparsifyResult, check_precision, data_seed
 from .subnetwork import Subnetwork
 from .targets import BigramTarget, FullModelTarget, TrigramTarget, planted_toy
 
@@ -193,6 +193,7 @@ def sparsify(model, train_ids: torch.Tensor, target: Callable, config: SparsifyC
         return _result(model, saved["mask_logits"], saved["run"], saved["stable"],
                        saved["attempt_log"], n_entries, config)
 
+    check_precision(dict(model.named_parameters()), names, memory)  # fp16: refused, not trained
     if len(train_ids) < config.batch_size:
         raise ValueError(f"{len(train_ids)} training rows, fewer than one batch of "
                          f"{config.batch_size}")

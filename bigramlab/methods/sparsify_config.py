@@ -16,7 +16,7 @@ import torch
 
 from ..plumbing.inputs import check_int, check_real
 
-__all__ = ["SparsifyConfig", "SparsifyResult", "data_seed"]
+__all__ = ["SparsifyConfig", "SparsifyResult", "data_seed", "check_precision"]
 
 _LAM_WHY = "the density penalty's weight; -inf keeps every entry, inf none"
 
@@ -173,3 +173,17 @@ class SparsifyResult:
     def loss(self) -> list[float]:
         """Total loss per step (CE + penalty), nats."""
         return [c + p for c, p in zip(self.ce, self.penalty)]
+
+
+def check_precision(params: dict, names, memory: str) -> None:
+    """Refuse to train the default way (``FlatSteps``: the step runs in the weights'
+    dtype, with no loss scaling) on half-precision weights, whose mask gradients
+    underflow: one line naming the fixes. ``params``: the model's named parameters."""
+    half = sorted({str(params[n].dtype) for n in names
+                   if params[n].dtype in (torch.float16, torch.bfloat16)})
+    if memory == "default" and half:
+        raise TypeError(f"sparsify(memory='default') would train the mask in {', '.join(half)} "
+                        "without loss scaling (its gradients underflow): load the weights in "
+                        "float32 (load_model(profile) does whenever the profile's weights_dtype "
+                        "is float32, or model.float()), or pass memory='low', which computes in "
+                        "float32 one block at a time")

@@ -262,7 +262,7 @@ class TrigramModel:
                       chunk_elements: int | None = None) -> torch.Tensor:
         """Mean cross-entropy, in nats, from the trigram targets to softmax(logits).
 
-        ``logits``: (batch, seq, V') with V' >= V (columns beyond V get target 0);
+        ``logits``: (batch, seq, V') with V' >= V (columns beyond V are cut off);
         logits[:, i] predicts token i + 1, so its target is the row after
         (input_ids[:, i - 1], input_ids[:, i]) (the start placeholder for i = 0),
         back-off applied. Every position is averaged, the last one included.
@@ -278,6 +278,7 @@ class TrigramModel:
             raise ValueError(f"{where}logits have {logits.shape[-1]} columns, fewer than "
                              f"vocab_size = {self.vocab_size}: use the trigram model of "
                              "the LM's own tokenizer")
+        logits = logits[..., :self.vocab_size]  # padding columns never enter the softmax
         rows = self._position_rows(ids).reshape(-1)
         if rows.numel() == 0:
             raise ValueError(f"{where}an empty batch has no cross-entropy: pass at least "

@@ -4,7 +4,12 @@
   reached and the files are not in the local cache, instead of a hang inside
   a download;
 - loading: ``from_pretrained`` from the local cache first, else the Hub
-  (``revision="stepN"`` for Pythia's checkpoints);
+  (``revision="stepN"`` for Pythia's checkpoints), in the profile's
+  ``weights_dtype`` whatever the checkpoint's stored dtype (transformers 5
+  loads ``dtype="auto"``, and Pythia is stored in fp16), the embedding's
+  padding rows dropped (Pythia: 50,304 rows for 50,277 tokens) so that every
+  softmax runs over the tokenizer's vocabulary, as the paper's code cuts its
+  logits to it;
 - corpus: a profile's dataset streamed with ``datasets`` and packed into
   train and eval sequences (``tokens.pack``), cached;
 - released masks: the authors' bigram subnetworks (Chang & Bergen 2025,
@@ -17,10 +22,13 @@ Reached through the one dispatch in ``worlds.loading``. Defined in Chapter 0
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import huggingface_hub
-from transformers import AutoTokenizer
+import torch
+import transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ..methods.subnetwork import Subnetwork
 from ..plumbing.cache import cached
@@ -58,6 +66,26 @@ def hub_tokenizer(profile: Profile):
     return from_hub(AutoTokenizer, profile.model_id)
 
 
+#: ``from_pretrained``'s name for the dtype argument (``torch_dtype`` before 4.56).
+_DTYPE_ARG = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+
+
+def hub_model(profile: Profile, checkpoint: str):
+    """A real profile's model at ``checkpoint`` (on the CPU), its weights in the
+    profile's ``weights_dtype`` whatever dtype the checkpoint is stored in, and its
+    embedding and unembedding cut to the tokenizer's vocabulary: Pythia pads its
+    50,277 tokens to 50,304 rows, and the paper's code cuts the logits to the
+    tokenizer's vocabulary before any softmax; dropping the rows no token id reaches
+    gives exactly those logits, to every caller at once."""
+    dtype = getattr(torch, profile.weights_dtype)
+    kwargs = {"revision": checkpoint} if checkpoint != "main" else {}
+    model = from_hub(AutoModelForCausalLM, profile.model_id, **{_DTYPE_ARG: dtype}, **kwargs)
+    vocab = len(hub_tokenizer(profile))
+    if model.get_output_embeddings().weight.shape[0] > vocab:  # padding rows: drop them
+        model.resize_token_embeddings(vocab)
+    return model
+
+
 # -- corpus -------------------------------------------------------------------------
 
 def stream_texts(profile: Profile) -> Iterator[str]:
@@ -66,11 +94,41 @@ def stream_texts(profile: Profile) -> Iterator[str]:
     import datasets  # here, not at the top: a second to import, and only this needs it
 
     c = profile.corpus
-    if c.data_files is None:
+    if c.data_files is None and not Path(c.path).is_dir():  # a hub dataset, not a folder
         require_hub(f"the corpus {c.path}")
-    ds = datasets.load_dataset(c.path, c.name, split=c.split, data_files=c.data_files,
-                               streaming=True)
-    return (row[c.text_field] for row in ds if row[c.text_field] and row[c.text_field].strip())
+    with decompressor_hint():  # datasets 5 opens the first file here already
+        ds = datasets.load_dataset(c.path, c.name, split=c.split, data_files=c.data_files,
+                                   streaming=True)
+    return _texts(ds, c.text_field)
+
+
+def _texts(ds, field: str) -> Iterator[str]:
+    with decompressor_hint():
+        yield from (row[field] for row in ds if row[field] and row[field].strip())
+
+
+#: The package ``datasets`` (through ``fsspec``) needs to read each compression.
+DECOMPRESSORS = {"zstd": "zstandard", "lz4": "lz4", "snappy": "python-snappy"}
+
+
+class MissingDecompressorError(ImportError):
+    """A corpus is stored compressed in a format whose package is not installed."""
+
+
+@contextmanager
+def decompressor_hint():
+    """fsspec's "Compression type zstd not supported" as one line naming the package
+    to install (the Pile is stored as ``.jsonl.zst``)."""
+    try:
+        yield
+    except ValueError as e:
+        kind = str(e).removeprefix("Compression type ").removesuffix(" not supported")
+        package = DECOMPRESSORS.get(kind)
+        if package is None:
+            raise
+        raise MissingDecompressorError(
+            f"the corpus is stored {kind}-compressed and {package} is not installed: "
+            f"pip install {package} (then restart the kernel)") from None
 
 
 def build_corpus(profile: Profile) -> Path:

@@ -58,9 +58,8 @@ def load_model(profile: Profile, checkpoint: str | None = None,
         if profile.is_tiny:
             folder = build_world(profile, stage="lm") / "checkpoints" / checkpoint
             model = AutoModelForCausalLM.from_pretrained(str(folder))
-        else:
-            kwargs = {"revision": checkpoint} if checkpoint != "main" else {}
-            model = hub.from_hub(AutoModelForCausalLM, profile.model_id, **kwargs)
+        else:  # in weights_dtype whatever the stored dtype, padding rows dropped (hub_model)
+            model = hub.hub_model(profile, checkpoint)
     # weights_dtype: fp16 storage for the profiles too large to mask in fp32 on a T4,
     # float64 for the tiny world (bit-stable across CPU kernels)
     model.to(device or default_device()).eval()
