@@ -355,11 +355,12 @@ def test_cross_entropy_in_float64_stays_float64(storage, chunk):
     # the model stores its probabilities in float32 (count ratios, rounded once, the same
     # on every CPU), whose rows sum to 1 only within 1e-7: the reference takes those same
     # targets and the docstring's formula, lse - sum_b P(b) x[b], in float64 with autograd
+    # (the two padding columns are cut off first, as the paper's code cuts its logits)
     W = logits.shape[-1]
-    target = torch.zeros(3 * 11, W, dtype=torch.float64)
+    target = torch.zeros(3 * 11, V, dtype=torch.float64)
     for k, a in enumerate(ids.reshape(-1).tolist()):
-        target[k, :V] = torch.tensor(naive.row(a), dtype=torch.float32).double()
-    flat = ref_in.reshape(-1, W)
+        target[k] = torch.tensor(naive.row(a), dtype=torch.float32).double()
+    flat = ref_in.reshape(-1, W)[:, :V]
     ref = (torch.logsumexp(flat, -1) - (target * flat).sum(-1)).mean()
     ref.backward()
     assert loss.dtype == torch.float64 and ours_in.grad.dtype == torch.float64
