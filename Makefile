@@ -28,11 +28,15 @@ book: install
 	$(PYTHON) tools/make_exercises.py --check
 	jupyter-book build . -W --keep-going
 
+# Two pytest-xdist workers (one thread each, conftest.py), a notebook's cells on one worker
+# (--dist loadfile), masks shared through the file-locked cache.
+XDIST ?= -n 2 --dist loadfile
+
 test: install
-	TQDM_DISABLE=1 $(PYTHON) -m pytest
+	TQDM_DISABLE=1 $(PYTHON) -m pytest $(XDIST)
 
 quick: install
-	TQDM_DISABLE=1 $(PYTHON) -m pytest tests -m "not slow and not notebooks"
+	TQDM_DISABLE=1 $(PYTHON) -m pytest $(XDIST) tests -m "not slow and not notebooks"
 
 bench: install
 	$(PYTHON) benchmarks/bench_bigrams.py

@@ -3,6 +3,7 @@ from the files that measure them. The page quotes no number of its own: each one
 a generated block between ``<!-- NAME ARGS -->`` and ``<!-- /NAME -->``:
 
     t4-table, lowmem-table   tools/t4_table.py (model configs, benchmarks/results/lowmem.json)
+    spread                   benchmarks/results/spread.json (tools/measure_spread.py compare --save)
     release                  the released tiny world: its RELEASE.json and MANIFEST.json
     versions                 the lower bounds of pyproject.toml
     quote PATH ID            the printed output of cell ID of notebook PATH, as stored
@@ -79,7 +80,20 @@ def quote(path: str, cell_id: str) -> str:
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
-RENDER = {"t4-table": t4_table.table, "lowmem-table": t4_table.lowmem_table,
+def spread() -> str:
+    """Every stored output re-executed from an empty cache under other CPU settings
+    (``tools/measure_spread.py compare ... --save``)."""
+    data = json.loads((ROOT / "benchmarks" / "results" / "spread.json").read_text())
+    rows = ["| run | settings | notebooks | cells compared | cells that moved | cells that fail |",
+            "|---|---|---|---|---|---|"]
+    for name, r in sorted(data.items()):
+        env = ", ".join(f"`{k}={v}`" for k, v in sorted(r["env"].items())) or "native kernels"
+        rows.append(f"| {name} | {env} | {r['notebooks']} | {r['cells']} | {r['moved']} | "
+                    f"{r['fail']} |")
+    return "\n".join(rows)
+
+
+RENDER = {"spread": spread, "t4-table": t4_table.table, "lowmem-table": t4_table.lowmem_table,
           "release": release, "versions": versions, "quote": quote}
 
 

@@ -2,7 +2,7 @@
 
     python tools/measure_spread.py run avx2 ATEN_CPU_CAPABILITY=avx2     # ~20 min on 2 cores
     python tools/measure_spread.py run default ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE
-    python tools/measure_spread.py compare /tmp/spread/native /tmp/spread/avx2 ...
+    python tools/measure_spread.py compare /tmp/spread/native /tmp/spread/avx2 ... [--save]
     python tools/measure_spread.py seeds 0 1 2        # Chapter 3's default mask, three data orders
 
 ``run NAME [VAR=VALUE ...]`` executes chapters/ and solutions/ with those
@@ -12,7 +12,9 @@ those kernels; the executed copies go to ``$SPREAD_DIR/NAME/`` and nothing
 tracked changes. ``compare DIR ...`` lines every checked cell's numbers up with
 the stored ones (the same splitting as ``tools/nbval_numbers.py``) and prints,
 per cell that moved, the largest absolute and relative change in each run and
-the tolerance the cell's marker sets. ``seeds S ...`` trains (or loads from the
+the tolerance the cell's metadata sets; with ``--save`` it also records, per run,
+how many cells were compared, moved and would fail, in ``benchmarks/results/spread.json``
+(the book's appendix renders it). ``seeds S ...`` trains (or loads from the
 cache) Chapter 3's default-lambda mask with those data-order seeds and prints
 its kept count and r. The book's appendix, "Reproducibility", reports these outputs.
 """
@@ -93,20 +95,25 @@ def needed(pairs: list[tuple[str, str]]) -> str:
     return "; ".join(options[:5] + (["..."] if len(options) > 5 else []))
 
 
-def compare(dirs: list[Path], detail: bool = False) -> int:
+RESULTS = ROOT / "benchmarks" / "results" / "spread.json"
+
+
+def compare(dirs: list[Path], detail: bool = False, save: bool = False) -> int:
     print("| notebook | cell | marker | " + " | ".join(
         f"{d.name}: max abs, max rel, worst" for d in dirs) + " |")
     print("|---|---|---|" + "---|" * len(dirs))
     failures = 0
+    tally = {d.name: {"notebooks": 0, "cells": 0, "moved": 0, "fail": 0} for d in dirs}
     for stored_path in sorted([*ROOT.glob("chapters/*.ipynb"), *ROOT.glob("solutions/*.ipynb")]):
         stored = nbformat.read(stored_path, as_version=4)
         runs = []
         for d in dirs:
             runs.append(load_run(d / stored_path.parent.name / stored_path.name))
+            tally[d.name]["notebooks"] += runs[-1] is not None
         for i, cell in checked_cells(stored):
             tol = parse_metadata(cell.metadata)
             row, moved, pairs = [], False, []
-            for run in runs:
+            for d, run in zip(dirs, runs):
                 new = None if run is None else run.get(i)
                 if new is None:
                     row.append("not run")
@@ -116,6 +123,10 @@ def compare(dirs: list[Path], detail: bool = False) -> int:
                 moved |= s["moved"] > 0 or s["words"]
                 ok = not s["words"] and all_within(cell, new, tol)
                 failures += not ok
+                t = tally[d.name]
+                t["cells"] += 1
+                t["moved"] += s["moved"] > 0 or s["words"]
+                t["fail"] += not ok
                 row.append(("WORDS CHANGED" if s["words"] else
                             f"{s['abs']:.3g}, {s['rel']:.2%}, {s['worst']}") + ("" if ok else " **FAILS**"))
             if moved:
@@ -126,7 +137,15 @@ def compare(dirs: list[Path], detail: bool = False) -> int:
                 if detail:
                     print(f"|  | needs | {needed(pairs)} |")
     print(f"\n{failures} cell comparisons would fail with the current markers")
-    return 0
+    if save:  # the book's appendix renders this file (tools/engineering_tables.py)
+        data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        for d in dirs:
+            env = d / "env.json"
+            data[d.name] = tally[d.name] | {
+                "env": json.loads(env.read_text()) if env.exists() else {}}
+        RESULTS.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {RESULTS}")
+    return 1 if failures else 0
 
 
 def load_run(path: Path):
@@ -153,6 +172,8 @@ def run(name: str, assignments: list[str]) -> int:
     env = dict(os.environ, BIGRAMLAB_CACHE=str(base / "cache"), TQDM_DISABLE="1",
                BIGRAMLAB_PROFILE="tiny")
     env.update(a.split("=", 1) for a in assignments)
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "env.json").write_text(json.dumps(dict(a.split("=", 1) for a in assignments)))
     return subprocess.call([sys.executable, str(ROOT / "tools" / "run_notebooks.py"), "--out",
                             str(base), "chapters", "solutions"], cwd=ROOT, env=env)
 
@@ -180,8 +201,9 @@ def main(argv: list[str]) -> int:
     if len(argv) >= 2 and argv[0] == "run":
         return run(argv[1], argv[2:])
     if len(argv) >= 2 and argv[0] == "compare":
-        detail = "--detail" in argv
-        return compare([Path(a) for a in argv[1:] if a != "--detail"], detail)
+        flags = {"--detail", "--save"}
+        return compare([Path(a) for a in argv[1:] if a not in flags], "--detail" in argv,
+                       "--save" in argv)
     print(__doc__)
     return 2
 
