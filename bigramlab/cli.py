@@ -1,8 +1,9 @@
-"""The ``bigramlab`` command line: ``bigramlab info``, ``bigramlab build`` and
-``bigramlab grade``.
+"""The ``bigramlab`` command line: ``bigramlab info``, ``bigramlab build``,
+``bigramlab sweep`` and ``bigramlab grade``.
 
 An entry point: the ``--profile`` name is resolved here, once. Defined in Chapter 0
-(``grade`` is for instructors: ``book/instructors.md``).
+(``grade`` is for instructors: ``book/instructors.md``; ``sweep`` for grids of masks
+that outgrow one session: ``book/setup.md``, "Sweeps on a cluster").
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .plumbing.cache import cache_dir, list_entries, short_path
 from .plumbing.devices import describe_device
 from .grade import ExerciseMetadataError, Limits, grade
 from .plumbing.profiles import UnknownProfileError, get_profile
+from .experiments.sweep import collect, make_grid, point_status, run_sweep, write_table
 from .worlds.loading import load_corpus
 from .worlds.tiny.build import build_world
 from .worlds.tiny.release import compare as compare_release
@@ -58,6 +60,113 @@ def _build(args) -> int:
           "Identical on the machine that made the release; on another CPU the last digits "
           "of pretraining differ and grow over its 1,500 steps.")
     return 0
+
+
+def _setting(text: str):
+    """``name=value`` of ``--set``, the value as an int or float when it is one."""
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise ValueError(f"--set {text!r}: use name=value, e.g. --set save_every=50")
+    for kind in (int, float):
+        try:
+            return name.strip(), kind(value)
+        except ValueError:
+            pass
+    return name.strip(), value
+
+
+def _executor(args, folder: Path):
+    """None (in this process) or a submitit executor for --executor local / slurm."""
+    if args.executor == "inprocess":
+        return None
+    try:
+        import submitit  # optional: only sweeps run as jobs need it
+    except ImportError:
+        raise ValueError("--executor local/slurm needs submitit: pip install submitit "
+                         "(or pip install 'bigramlab[cluster]')") from None
+    ex = submitit.AutoExecutor(folder=folder / "jobs", cluster=args.executor)
+    params = dict(timeout_min=args.timeout_min)
+    if args.executor == "slurm":
+        params.update(gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task,
+                      slurm_array_parallelism=args.array_parallelism,
+                      **({"slurm_partition": args.partition} if args.partition else {}),
+                      **({"mem_gb": args.mem_gb} if args.mem_gb else {}))
+    ex.update_parameters(**params)
+    return ex
+
+
+def _sweep(args) -> int:
+    try:  # a bad grid or setting: one line naming the fix, before anything runs
+        changes = dict(_setting(s) for s in args.set or [])
+        if args.max_steps is not None:
+            changes["max_steps"] = args.max_steps
+        points = make_grid(args.profiles or get_profile(None).name, args.checkpoints,
+                           args.lambdas, args.targets, **changes)
+        executor = None if args.status else _executor(args, args.folder)
+    except (ValueError, TypeError) as e:
+        print(f"bigramlab sweep: {e}", file=sys.stderr)
+        return 2
+    folder = args.folder
+    status = [point_status(p, folder) for p in points]
+    print(f"grid: {len(points)} masks; done {status.count('done')}, to run "
+          f"{status.count('missing')}; rows in {folder / 'points'}")
+    if args.status:
+        for p, s in zip(points, status):
+            print(f"  {s:<8} {p.label()}")
+        return 0
+    # a failed job raises here with its log's path; running the sweep again resumes it
+    jobs = run_sweep(points, folder, executor, wait=not args.no_wait)
+    if args.no_wait:
+        ids = ", ".join(str(j.job_id) for j in jobs) or "none"
+        print(f"submitted {len(jobs)} jobs ({ids}); logs in {folder / 'jobs'}. Run the same "
+              "command again to collect the table (and resubmit whatever did not finish).")
+        return 0
+    out = write_table(collect(points, folder), args.out or folder / "table.csv")
+    print(f"table: {out}")
+    return 0
+
+
+def _sweep_parser(sub) -> None:
+    sp = sub.add_parser(
+        "sweep", help="train a grid of masks into the shared cache and collect their table",
+        description="Train every mask of a grid (profiles x checkpoints x lambdas x targets) "
+                    "that is not done yet, measure it (kept entries, r, CE) and write the "
+                    "table the figures need. In this process, or one job per mask through "
+                    "submitit (a SLURM job array). Resumable: run it again after a crash; a "
+                    "finished mask is never trained twice.")
+    sp.add_argument("--profiles", help="comma-separated profile names (default: "
+                                       "$BIGRAMLAB_PROFILE, else automatic)")
+    sp.add_argument("--checkpoints", help="'all', or comma-separated revisions "
+                                          "(default: each profile's final one)")
+    sp.add_argument("--lambdas", help="comma-separated lambdas, inf/-inf for the endpoints "
+                                      "(default: each profile's own sweep)")
+    sp.add_argument("--targets", default="bigram", help="comma-separated: bigram, full, "
+                                                        "trigram (default: bigram)")
+    sp.add_argument("--max-steps", type=int, help="mask-training steps at most "
+                                                  "(default: the profile's)")
+    sp.add_argument("--set", action="append", metavar="NAME=VALUE",
+                    help="any other mask-training setting, e.g. --set save_every=50")
+    sp.add_argument("--folder", type=Path, default=Path("bigramlab-sweep"),
+                    help="rows, job logs and the table; on a cluster a shared folder "
+                         "(default: ./bigramlab-sweep)")
+    sp.add_argument("--out", type=Path, help="the table, .csv or .json "
+                                             "(default: FOLDER/table.csv)")
+    sp.add_argument("--status", action="store_true", help="list the grid and what is done; "
+                                                          "train nothing")
+    sp.add_argument("--executor", choices=("inprocess", "local", "slurm"), default="inprocess",
+                    help="inprocess: one mask after another here; local: submitit subprocesses; "
+                         "slurm: a submitit job array (default: inprocess)")
+    sp.add_argument("--no-wait", action="store_true", help="submit and exit (slurm, local)")
+    sp.add_argument("--partition", help="SLURM partition")
+    sp.add_argument("--gpus-per-node", type=int, default=1, help="GPUs per job (default: 1)")
+    sp.add_argument("--cpus-per-task", type=int, default=8, help="CPUs per job (default: 8)")
+    sp.add_argument("--mem-gb", type=int, help="memory per job, GB")
+    sp.add_argument("--timeout-min", type=int, default=24 * 60,
+                    help="time limit per job, minutes (default: 1440); a job cut off resumes "
+                         "from its saved state when the sweep is run again")
+    sp.add_argument("--array-parallelism", type=int, default=16,
+                    help="jobs of the array running at once (default: 16)")
+    sp.set_defaults(fn=_sweep)
 
 
 def _grade(args) -> int:
@@ -115,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("--profile", default=None,
                         help="profile name (default: $BIGRAMLAB_PROFILE, else automatic)")
         sp.set_defaults(fn=fn)
+    _sweep_parser(sub)
     _grade_parser(sub)
     args = parser.parse_args(argv)
     try:

@@ -3,7 +3,7 @@ is what the package contains).
 
 Defined in Chapter 0 (tables, the loss curve), Chapter 1 (the bigram
 model's plots), Chapter 2 (the logit-lens heatmap) and Chapter 3 (the lambda
-sweep). The explorers (static and live) are in ``bigramlab.explorers``.
+sweep, the paper's Table 1). The explorers (static and live) are in ``bigramlab.explorers``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.colors import LogNorm
+
+from .experiments.paper_tables import table1
 
 
 def format_table(rows: Sequence[dict], floatfmt: str = ".3f") -> str:
@@ -259,3 +261,24 @@ def plot_lambda_sweep(lambdas, kept, r, ax=None, threshold: float = 0.95):
            ylabel="Pearson r with\nbigram surprisal",
            title="bigram-likeness against subnetwork size")
     return ax
+
+
+def format_table1(rows: Sequence[dict] | None = None) -> str:
+    """The paper's Table 1 (``bigramlab.experiments.paper_tables.table1()``, or
+    ``rows``) as text: counts with thousands separators (a count derived from Table
+    3's share as ~N.NNM), shares in percent, "-" where the course's notes do not give
+    the paper's number."""
+    if rows is None:
+        rows = table1()
+
+    def show(v, fmt):
+        return "-" if v is None else format(v, fmt)
+    def active(r):  # a count derived from a 3-digit share shows 3 digits, not 7
+        if r["active"] is None or r["source"] == "Table 1 / section 3.2":
+            return show(r["active"], ",")
+        return f"~{r['active'] / 1e6:.3g}M"
+    return format_table([{"model": r["model"], "lambda": show(r["lambda"], "g"),
+                          "active": active(r), "mask params": f"{r['total']:,}",
+                          "active %": show(None if r["share"] is None else 100 * r["share"],
+                                           ".3g"),
+                          "r": show(r["r"], ".3f"), "source": r["source"]} for r in rows])

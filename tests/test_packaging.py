@@ -103,8 +103,10 @@ def test_wheel_holds_every_module_and_nothing_else(dist):
         return canonicalize_name(r.name), str(r.specifier)
 
     requires = sorted(canonical(line.split(": ", 1)[1]) for line in metadata.splitlines()
-                      if line.startswith("Requires-Dist: "))
+                      if line.startswith("Requires-Dist: ") and "extra ==" not in line)
     assert requires == sorted(canonical(d) for d in pyproject()["project"]["dependencies"])
+    # `bigramlab sweep` on a cluster: pip install 'bigramlab[cluster]'
+    assert "Provides-Extra: cluster" in metadata.splitlines()
     entry_points = zipfile.ZipFile(wheel).read(info + "entry_points.txt").decode()
     assert "bigramlab = bigramlab.cli:main" in entry_points
 

@@ -25,6 +25,10 @@ touches the cache or the network. In the order the chapters teach them:
   covariance;
 - ``trigrams`` (Ch. 9): the trigram model with back-off to the bigram model, on
   the same engine and row store, and its cross-entropy (the trigram target);
+- ``lambda_selection`` (Ch. 3): which lambda of a sweep to analyse, the paper's rule
+  (Appendix A.3) beside the course's;
+- ``power_law`` (Ch. 5): power-law fits of r against active parameters per
+  checkpoint, compared at one parameter count (section 4.1);
 - ``ablation`` (Ch. 8): the five ablation conditions and their surprisals, and
   the paper's rule for the optimal subnetwork to compare;
 - ``generation`` (Ch. 1, 8): one temperature sampler for the bigram model and
