@@ -3,13 +3,13 @@
 * :func:`ablation` evaluates a subnetwork's five conditions
   (``methods.ablation``: full, subnetwork only, random, full minus subnetwork,
   full minus random) on the profile's eval split with one loaded model, as
-  Chang & Bergen 2025, section 6.1 do: mean and standard deviation over
+  Chang & Bergen 2025, section 6.3 do: mean and standard deviation over
   tokens of surprisal in bits, +inf clipped to the largest finite value.
 * :func:`optimal_sweep` trains "optimal" subnetworks (the full model's own
   distribution as the target, ``train_subnetwork(..., target="full")``,
   cached like every mask) at several lambdas and measures each: its size,
   its language-modelling loss, and the Pearson r of its surprisals with the
-  full model's and with the bigram model's (section 6.2).
+  full model's and with the bigram model's (section 6.1).
 
 Every function takes a ``Profile``. Defined in Chapter 8.
 """

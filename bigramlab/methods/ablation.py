@@ -1,6 +1,6 @@
 """Ablation: what the model loses without a subnetwork, against random controls.
 
-Chang & Bergen 2025, section 6.1 (Figure 5), evaluate five conditions of one
+Chang & Bergen 2025, section 6.3 (Figure 5), evaluate five conditions of one
 model, built here from ``Subnetwork`` set operations:
 
 | condition           | kept entries                                      |
@@ -25,7 +25,7 @@ each condition's masks are applied once (``Subnetwork.apply``, the package's
 one way of masking), the eval batches are run under them, and the weights
 come back bit for bit before the next condition; the model is never
 reloaded. :func:`select_optimal` is the paper's rule for which "optimal"
-(full-model-target) subnetwork is compared with the bigram one (section 6.2).
+(full-model-target) subnetwork is compared with the bigram one (section 6.1).
 
 Defined in Chapter 8.
 """
@@ -123,7 +123,7 @@ def surprisal_summary(bits: torch.Tensor) -> dict:
 
 
 def select_optimal(bigram_kept: int, optimal_kept: Mapping) -> object:
-    """The paper's rule (Chang & Bergen 2025, section 6.2): among the optimal
+    """The paper's rule (Chang & Bergen 2025, section 6.1): among the optimal
     subnetworks of a lambda sweep (``optimal_kept``: lambda -> kept entries), the
     sparsest one that keeps MORE entries than the bigram subnetwork
     (``bigram_kept``). Returns its lambda, or None when none is larger."""

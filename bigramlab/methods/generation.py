@@ -1,6 +1,6 @@
 """Text generation: one sampler for the bigram model and for any (masked) causal LM.
 
-Chang & Bergen 2025, section 6.1 (Table 4), generate text from the full model,
+Chang & Bergen 2025, section 6.3 (Table 4), generate text from the full model,
 its bigram subnetwork and the model with the subnetwork removed: from a
 prompt, each next token is drawn from the model's next-token distribution
 p raised to the power 1 / T and renormalised, until prompt + generated reach

@@ -146,12 +146,17 @@ def tiny_checkpoints(train_steps: int) -> tuple[str, ...]:
     return tuple(f"step{s}" for s in steps + [train_steps])
 
 
-# Why these corpora: the paper counts bigrams on OSCAR (English web text). For
-# Pythia we stream the Pile (uncopyrighted subset), the data Pythia was trained
-# on, so the bigram targets match the model's own training distribution. For
-# GPT-2 we stream FineWeb's 10B-token sample, English web text close to both
-# OSCAR and GPT-2's WebText. Both are parquet/jsonl repos that stream without
-# loading scripts.
+# Why these corpora: the paper counts bigrams on OSCAR (English web text, about
+# 1.28B tokens, every token counted as a context), far more text than it trains
+# masks on (500k sequences of 128 tokens). We count on the same sequences we train
+# on: n_train_seqs (paper budget: the paper's 500k, 64M tokens; session budget:
+# 50k, 6.4M tokens), so rare pairs are rarer or missing here, more eval positions
+# get probability 0 (left out as "dropinf", or clipped), and the bigram targets of
+# rare contexts are noisier than the paper's. For Pythia we stream the Pile
+# (uncopyrighted subset), the data Pythia was trained on, so the bigram targets
+# match the model's own training distribution. For GPT-2 we stream FineWeb's
+# 10B-token sample, English web text close to both OSCAR and GPT-2's WebText.
+# Both are parquet/jsonl repos that stream without loading scripts.
 PILE = Corpus("monology/pile-uncopyrighted", why="the Pile is what Pythia was trained on")
 FINEWEB = Corpus("HuggingFaceFW/fineweb", name="sample-10BT",
                  why="English web text, close to OSCAR (the paper) and WebText (GPT-2)")
