@@ -307,7 +307,8 @@ def test_chapter_plan_states_the_cost_and_degrades_where_a_gpu_is_too_small(monk
     line = capsys.readouterr().out
     c = plan.mask_step_cost(p)
     minutes = round(c["t4_s"] * 600 * 4 / 60)  # a naive count: four 600-step masks
-    for words in ("Chapter 3 on pythia-160m (session budget)", "4 masks of up to 600 steps (4 bigram)",
+    for words in ("Chapter 3 on pythia-160m (session budget)",
+                  "4 masks of up to 600 steps (4 bigram)",
                   f"about {minutes} min on a free T4", f"at least {c['min_gib']:.1f} GiB"):
         assert words in line, words
     plan.chapter_plan(p, 2, torch.device("cpu"))
