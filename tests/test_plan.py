@@ -129,6 +129,78 @@ def test_step_cost_matches_a_hand_count():
     assert low["fits_t4"] and low["min_gib"] < 12
 
 
+def test_the_full_model_target_counts_its_unmasked_forward():
+    """FullModelTarget runs the unmasked model forward each step for its soft target:
+    one more pass through the blocks and the unembedding, and its softmax held beside
+    the two logits blocks. Hand count for Pythia 70M (6 x 512, MLP 2048, V 50,304)."""
+    n_layer, d, mlp, vocab, batch, seq = 6, 512, 2048, 50304, 32, 128
+    mask = n_layer * (4 * d * d + 2 * d * mlp)
+    blocks = 2 * mask + 4 * n_layer * seq * d
+    bigram = batch * seq * (3 * blocks + 3 * 2 * d * vocab) / 1e12
+    full = batch * seq * (4 * blocks + 4 * 2 * d * vocab) / 1e12  # + one forward
+    p = get_profile("pythia-70m")
+    b, f = plan.mask_step_cost(p), plan.mask_step_cost(p, "full")
+    assert b["tflop"] == pytest.approx(bigram, rel=1e-12)
+    assert f["tflop"] == pytest.approx(full, rel=1e-12) and f["tflop"] / b["tflop"] == (
+        pytest.approx(4 / 3))
+    assert plan.mask_step_cost(p, "trigram") == b  # a sparse row target: no extra forward
+    assert f["min_gib"] - b["min_gib"] == pytest.approx(4 * batch * seq * vocab / 2**30)
+    with pytest.raises(ValueError, match="unknown target 'optimal'.*bigram, trigram, full"):
+        plan.mask_step_cost(p, "optimal")
+
+
+#: (layers, d_model, MLP width, unembedding rows) from the model cards.
+SHAPES = {"pythia-70m": (6, 512, 2048, 50304), "pythia-160m": (12, 768, 3072, 50304),
+          "pythia-410m": (24, 1024, 4096, 50304), "pythia-1b": (16, 2048, 8192, 50304),
+          "gpt2": (12, 768, 3072, 50257)}
+
+
+def naive_per_token(n_layer, d, mlp, vocab, seq, recompute, full):
+    """FLOPs per token of one step: 3 passes through the blocks (4 when recomputed), 3
+    through the unembedding; the full-model target's unmasked forward adds one of each."""
+    blocks = 2 * n_layer * (4 * d * d + 2 * d * mlp) + 4 * n_layer * seq * d
+    return ((4 if recompute else 3) + full) * blocks + (3 + full) * 2 * d * vocab
+
+
+def naive_chapter_masks(name, budget, chapter):
+    """Read off the chapters: Ch. 3 trains its mask and the lambda sweep (4 masks under
+    the session budget, whose sweep takes the released lambda 1 and 10; 5 under the
+    paper's); Ch. 5 one per earlier checkpoint (4; GPT-2 has none); Ch. 8 three optimal
+    masks on Pythia 160M whatever the profile; Ch. 9 a trigram mask and an optimal mask
+    on the profile's own model, the optimal one reused from Ch. 8 on Pythia 160M."""
+    if chapter == 3:
+        return [(name, "bigram", 4 if budget == "session" else 5)]
+    if chapter == 5:
+        return [] if name == "gpt2" else [(name, "bigram", 4)]
+    if chapter == 8:
+        return [("pythia-160m", "full", 3)]
+    if chapter == 9:
+        return [(name, "trigram", 1)] + ([] if name == "pythia-160m" else [(name, "full", 1)])
+    return []
+
+
+@pytest.mark.parametrize("budget", ["session", "paper"])
+@pytest.mark.parametrize("name", ["pythia-70m", "pythia-160m", "pythia-410m", "pythia-1b", "gpt2"])
+def test_each_chapter_counts_the_masks_it_really_trains(name, budget):
+    p = with_budget(PROFILES[name], budget)
+    for chapter in range(10):
+        got = plan.chapter_masks(p, chapter)
+        assert [(q.name, t, n) for q, t, n in got] == naive_chapter_masks(name, budget, chapter)
+        assert all(q.budget == budget for q, _, _ in got)
+        want = 0.0
+        for model, target, n in naive_chapter_masks(name, budget, chapter):
+            q = with_budget(PROFILES[model], budget)
+            low = q.mask_memory == "low"
+            flop = q.batch_size * q.seq_len * naive_per_token(*SHAPES[model], q.seq_len, low,
+                                                             full=target == "full")
+            want += flop / 1e12 / (8.1 * 0.5) * q.chapter_max_steps * n
+        assert plan.chapter_seconds(p, chapter) == pytest.approx(want, rel=1e-12)
+    # the issue's case: Ch. 9 on Pythia 70M trains two masks, the second a third dearer
+    if name == "pythia-70m":
+        c = plan.mask_step_cost(p)
+        assert plan.chapter_seconds(p, 9) > 2 * c["t4_s"] * p.chapter_max_steps
+
+
 def test_step_cost_needs_a_real_profile():
     with pytest.raises(ValueError, match="no recorded shape"):
         plan.mask_step_cost(get_profile("tiny"))
@@ -235,11 +307,21 @@ def test_chapter_plan_states_the_cost_and_degrades_where_a_gpu_is_too_small(monk
     line = capsys.readouterr().out
     c = plan.mask_step_cost(p)
     minutes = round(c["t4_s"] * 600 * 4 / 60)  # a naive count: four 600-step masks
-    for words in ("Chapter 3 on pythia-160m (session budget)", "4 masks of up to 600 steps",
+    for words in ("Chapter 3 on pythia-160m (session budget)",
+                  "4 masks of up to 600 steps (4 bigram)",
                   f"about {minutes} min on a free T4", f"at least {c['min_gib']:.1f} GiB"):
         assert words in line, words
     plan.chapter_plan(p, 2, torch.device("cpu"))
     assert "trains no masks" in capsys.readouterr().out
+    # Chapter 9 on Pythia 70M: its own trigram and optimal masks, the optimal one a third dearer
+    small = get_profile("pythia-70m")
+    plan.chapter_plan(small, 9, torch.device("cpu"))
+    line = capsys.readouterr().out
+    per = plan.mask_step_cost(small)["t4_s"]
+    minutes = round(per * 600 * (1 + 4 / 3) / 60)
+    for words in ("2 masks of up to 600 steps (1 trigram, 1 optimal (full-model target))",
+                  f"about {minutes} min on a free T4"):
+        assert words in line, words
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: FakeProps(14.7))
     big = get_profile("pythia-1b").replace(weights_dtype="float32", mask_memory="default")
     assert plan.chapter_plan(big, 5, torch.device("cuda", 0)).name == "tiny"

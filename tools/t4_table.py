@@ -19,12 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bigramlab.experiments.plan import CHAPTER_MASKS, T4, human, mask_step_cost  # noqa: E402
+from bigramlab.experiments.plan import (CH08_MODEL, CHAPTER_MASKS, T4, chapter_masks,  # noqa: E402
+                                       chapter_seconds, human, mask_step_cost)
 from bigramlab.plumbing.profiles import PROFILES, with_budget  # noqa: E402
 
 NAMES = ("pythia-70m", "pythia-160m", "pythia-410m", "pythia-1b", "gpt2")
-#: Masks each chapter trains, per budget (``plan.CHAPTER_MASKS`` says which).
-TRAINED = {b: {f"Ch. {c}": n for c, n in m.items()} for b, m in CHAPTER_MASKS.items()}
+#: The chapters that train masks (``plan.CHAPTER_MASKS`` and ``plan.chapter_masks`` say which).
+CHAPTERS = sorted(CHAPTER_MASKS["paper"])
 
 
 #: Peaks of one mask step measured on the CPU at the real shape (random weights, batch 32:
@@ -45,17 +46,16 @@ def measured_peak(p) -> float | None:
 
 
 def table() -> str:
-    chapters = list(TRAINED["paper"])
+    chapters = [f"Ch. {c}" for c in CHAPTERS]
     head = ("| profile | budget | memory mode | GPU memory, at least | peak measured (CPU) | "
             "s per step on a T4 | one mask | " + " | ".join(chapters) + " | fits a T4 |")
     rows = [head, "|" + "---|" * (8 + len(chapters))]
     for name in NAMES:
-        for budget in TRAINED:
+        for budget in CHAPTER_MASKS:
             p = with_budget(PROFILES[name], budget)
             c = mask_step_cost(p)
             one = c["t4_s"] * p.chapter_max_steps
-            cells = " | ".join("no checkpoints" if ch == "Ch. 5" and len(p.checkpoints) == 1
-                               else human(one * n) for ch, n in TRAINED[budget].items())
+            cells = " | ".join(cell(p, ch) for ch in CHAPTERS)
             peak = measured_peak(p)
             fits = (peak if peak is not None else c["min_gib"]) < T4["usable_gib"]
             mode = p.mask_memory + ("" if p.weights_dtype == "float32" else f", {p.weights_dtype}")
@@ -63,15 +63,34 @@ def table() -> str:
                         f"{'not measured' if peak is None else f'{peak:.1f} GiB'} | "
                         f"{c['t4_s']:.2f} | {human(one)} ({p.chapter_max_steps:,} steps) | "
                         f"{cells} | {'yes' if fits else 'no'} |")
+    p70 = PROFILES["pythia-70m"]
+    extra = mask_step_cost(p70, "full")["min_gib"] - mask_step_cost(p70)["min_gib"]
     note = (f"(T4: {T4['usable_gib']} GiB usable, {T4['fp32_tflops']} TFLOPS fp32 peak, "
             f"{T4['utilisation']:.0%} of it assumed; masks that stop early take less. Both "
             "budgets train at the paper's batch of 32 x 128 tokens, so a step costs the same. "
+            "\"one mask\", the memory and \"fits\" are a bigram mask's. A chapter's cell adds up "
+            "the masks it trains with that profile (\"n x\": how many): Ch. 3 the bigram mask "
+            "and its lambda sweep, Ch. 5 one per earlier checkpoint, Ch. 8 three optimal masks "
+            f"on {CH08_MODEL} whatever the profile, Ch. 9 a trigram mask and an optimal one "
+            f"(reused from Ch. 8 on {CH08_MODEL}). An optimal mask (full-model target) runs "
+            "the unmasked model forward each step for its target, about a third more per step, "
+            f"and holds one more batch of logits ({extra:.2f} GiB at Pythia's vocabulary). "
             "Memory mode low (methods.lowmem): each block recomputed in the backward pass, "
             "bf16 AdamW moments, micro-batches of 8; float16: weights stored in fp16, computed "
             "in fp32. A GPU's allocator adds to the CPU-measured peak; \"fits\" uses the "
             "measured peak where there is one. Masked the straightforward way Pythia 1B needs "
             f"at least {_straight_1b():.1f} GiB.)")
     return "\n".join(rows) + "\n\n" + note
+
+
+def cell(p, chapter: int) -> str:
+    """One chapter's column: its masks' T4 time, with how many and where they train."""
+    trained = chapter_masks(p, chapter)
+    if not trained:
+        return "no checkpoints" if chapter == 5 else "none"
+    n = sum(k for _, _, k in trained)
+    where = "" if all(q.name == p.name for q, _, _ in trained) else f" on {trained[0][0].name}"
+    return f"{human(chapter_seconds(p, chapter))} ({n} x{where})"
 
 
 def lowmem_table() -> str:

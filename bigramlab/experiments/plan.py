@@ -21,11 +21,12 @@ from ..methods.anatomy import count_maskable
 from ..methods.sparsify import sparsify
 from ..methods.sparsify_config import SparsifyConfig
 from ..plumbing.devices import default_device, describe_device
-from ..plumbing.profiles import PROFILES, Profile, get_profile, require_profile
+from ..plumbing.profiles import PROFILES, Profile, get_profile, require_profile, with_budget
 from ..worlds.models import make_meta_model
 
 __all__ = ["announce_training", "estimate_seconds", "mask_step_cost", "require_fits",
-           "chapter_plan", "CHAPTER_MASKS", "PROBE_STEPS", "NOTICE_SECONDS", "T4"]
+           "chapter_plan", "chapter_masks", "chapter_seconds", "CHAPTER_MASKS", "TARGETS",
+           "PROBE_STEPS", "NOTICE_SECONDS", "T4"]
 
 PROBE_STEPS = 3        # timed steps, after one untimed step (one-time setup, CUDA warm-up)
 NOTICE_SECONDS = 60.0  # runs estimated above this are announced
@@ -96,31 +97,43 @@ _ENTRY_BYTES = {"default": 16, "low": 12}
 LOW_MEMORY_MICRO_BATCH = 8  # methods.lowmem.LowMemorySteps' default
 
 
-def mask_step_cost(profile: Profile) -> dict:
+#: The targets a mask is trained to (``train_subnetwork(..., target=)``).
+TARGETS = ("bigram", "trigram", "full")
+
+
+def mask_step_cost(profile: Profile, target: str = "bigram") -> dict:
     """What one mask-training step of ``profile``'s model costs, from its config.
 
     ``tflop``: forward and backward (3 x 2 FLOPs per weight per token) through the
     maskable matrices and the unembedding, plus the attention scores, for one
     batch of ``batch_size x seq_len`` tokens (the low-memory mode recomputes each
-    block's forward once more: x 4/3 on the blocks). ``min_gib``: a lower bound on
+    block's forward once more: x 4/3 on the blocks). ``target="full"`` (the optimal
+    subnetwork, ``methods.targets.FullModelTarget``) runs one more forward of the
+    unmasked model each step for its soft target: one more pass through the blocks
+    and the unembedding (about +1/3). ``min_gib``: a lower bound on
     GPU memory: the weights (in ``weights_dtype``), the bytes per mask entry held
     through a step (logit, gradient, two AdamW moments: 16, or 12 with bf16 moments
     in the low-memory mode) and the logits of a batch (of a micro-batch in the
-    low-memory mode) twice; the masked copies of the matrices and the activations
+    low-memory mode) twice, three times for the full target (its softmax is held
+    beside them); the masked copies of the matrices and the activations
     come on top (``benchmarks/bench_lowmem.py`` measures the whole peak).
     ``t4_s``: seconds per step on a T4 at ``T4["utilisation"]`` of its fp32 peak (an
     assumption until measured)."""
     p = require_profile(profile)
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}: valid targets: {', '.join(TARGETS)}")
+    full = target == "full"
     s, meta = p.shape, make_meta_model(p)
     tokens = p.batch_size * p.seq_len
     blocks = 2 * count_maskable(meta) + 2 * 2 * s.n_layer * p.seq_len * s.d_model  # QK^T, AV
-    per_token = (4 if p.mask_memory == "low" else 3) * blocks + 3 * 2 * s.d_model * s.vocab_size
+    passes = (4 if p.mask_memory == "low" else 3) + full  # + the unmasked forward
+    per_token = passes * blocks + (3 + full) * 2 * s.d_model * s.vocab_size
     tflop = tokens * per_token / 1e12
     weights = sum(x.numel() for x in meta.parameters())
     logit_rows = (min(p.batch_size, LOW_MEMORY_MICRO_BATCH) if p.mask_memory == "low"
                   else p.batch_size) * p.seq_len
     min_bytes = (_BYTES[p.weights_dtype] * weights + _ENTRY_BYTES[p.mask_memory]
-                 * count_maskable(meta) + 2 * 4 * logit_rows * s.vocab_size)
+                 * count_maskable(meta) + (2 + full) * 4 * logit_rows * s.vocab_size)
     t4_s = tflop / (T4["fp32_tflops"] * T4["utilisation"])
     return {"tflop": tflop, "min_gib": min_bytes / 2**30, "t4_s": t4_s,
             "fits_t4": min_bytes / 2**30 < T4["usable_gib"]}
@@ -157,14 +170,52 @@ def require_fits(profile: Profile, device: torch.device) -> None:
             "(bigramlab.worlds.hub.load_released_subnetwork), which load without training.")
 
 
-#: Masks each chapter trains on a real profile (each up to the budget's
-#: ``chapter_max_steps``); a mask two chapters share (same settings, one cache key) is
-#: counted where it is trained first. Chapter 3: its main mask and the sweep of five
-#: lambdas (under the session budget the sweep takes the authors' released masks at
-#: lambda 1 and 10); Chapter 4 reuses Chapter 3's mask beside the released one; Chapter 5
-#: four more checkpoints; Chapter 8 three optimal subnetworks; Chapter 9 the trigram
-#: subnetwork (its optimal one is Chapter 8's). Chapters 0-2, 6 and 7 train none.
-CHAPTER_MASKS = {"session": {3: 4, 5: 4, 8: 3, 9: 1}, "paper": {3: 5, 5: 4, 8: 3, 9: 1}}
+#: Masks each chapter trains on a real profile, per budget: (target, how many), each up to
+#: the budget's ``chapter_max_steps``, on the chapter's own model (``chapter_masks``
+#: resolves it). A mask two chapters share (same model, target, lambda and steps: one
+#: cache key) is counted where it is trained first. Chapter 3: its main mask and the sweep
+#: of five lambdas (under the session budget the sweep takes the authors' released masks
+#: at lambda 1 and 10); Chapter 4 reuses Chapter 3's mask beside the released one;
+#: Chapter 5 four more checkpoints; Chapter 8 three optimal subnetworks (full-model
+#: target, lambdas 10, 50, 100) on Pythia 160M whatever the profile; Chapter 9 the
+#: trigram subnetwork and the optimal one at the paper's lambda for the model (on Pythia
+#: 160M that is Chapter 8's lambda-10 mask, reused). Chapters 0-2, 6 and 7 train none.
+CHAPTER_MASKS = {
+    "session": {3: (("bigram", 4),), 5: (("bigram", 4),), 8: (("full", 3),),
+                9: (("trigram", 1), ("full", 1))},
+    "paper": {3: (("bigram", 5),), 5: (("bigram", 4),), 8: (("full", 3),),
+              9: (("trigram", 1), ("full", 1))},
+}
+#: Chapter 8 studies one of the paper's cases on every real profile.
+CH08_MODEL = "pythia-160m"
+
+
+def chapter_masks(profile: Profile, chapter: int) -> list[tuple[Profile, str, int]]:
+    """The masks Chapter ``chapter`` trains when run with the real ``profile``:
+    ``(profile trained on, target, how many)``, empty when it trains none. Chapter 8
+    trains on Pythia 160M (under ``profile``'s budget); Chapter 9 reuses Chapter 8's
+    optimal mask only on Pythia 160M; Chapter 5 trains none on a model without
+    checkpoints (GPT-2)."""
+    p = require_profile(profile)
+    model = with_budget(PROFILES[CH08_MODEL], p.budget) if chapter == 8 else p
+    out = []
+    for target, n in CHAPTER_MASKS[p.budget].get(chapter, ()):
+        if chapter == 5 and len(p.checkpoints) == 1:
+            continue
+        if chapter == 9 and target == "full" and p.name == CH08_MODEL:
+            continue  # Chapter 8's lambda-10 optimal mask, from the cache
+        out.append((model, target, n))
+    return out
+
+
+def chapter_seconds(profile: Profile, chapter: int) -> float:
+    """Seconds on a free T4 (``mask_step_cost``) for the masks Chapter ``chapter``
+    trains with ``profile``, each run to its ``chapter_max_steps``."""
+    return sum(mask_step_cost(q, target)["t4_s"] * q.chapter_max_steps * n
+               for q, target, n in chapter_masks(profile, chapter))
+
+
+LABEL = {"bigram": "bigram", "trigram": "trigram", "full": "optimal (full-model target)"}
 
 
 def chapter_plan(profile: Profile, chapter: int, device: torch.device | None = None) -> Profile:
@@ -176,21 +227,25 @@ def chapter_plan(profile: Profile, chapter: int, device: torch.device | None = N
     if p.is_tiny:
         return p
     device = device or default_device()
-    cost, masks = mask_step_cost(p), CHAPTER_MASKS[p.budget].get(chapter, 0)
+    trained = chapter_masks(p, chapter)
+    masks = sum(n for _, _, n in trained)
     if masks == 0:
         weights = (sum(x.numel() for x in make_meta_model(p).parameters())
                    * _BYTES[p.weights_dtype] / 2**30)
         print(f"Chapter {chapter} trains no masks; {p.name}'s {p.weights_dtype} weights take "
               f"{weights:.1f} GiB of GPU memory.")
         return p
-    seconds = cost["t4_s"] * p.chapter_max_steps * masks
+    kinds = ", ".join(f"{n} {LABEL[t]}" for _, t, n in trained)
+    need = max(mask_step_cost(q, t)["min_gib"] for q, t, _ in trained)
+    names = sorted({q.name for q, _, _ in trained})
+    on = "" if names == [p.name] else f", trained on {', '.join(names)}"
     print(f"Chapter {chapter} on {p.name} ({p.budget} budget): {masks} "
-          f"mask{'s' * (masks > 1)} of up to {p.chapter_max_steps:,} steps, about "
-          f"{human(seconds)} on a free T4 and at least "
-          f"{cost['min_gib']:.1f} GiB of GPU memory (computed from the model's config; each "
+          f"mask{'s' * (masks > 1)} of up to {trained[0][0].chapter_max_steps:,} steps "
+          f"({kinds}{on}), about {human(chapter_seconds(p, chapter))} on a free T4 and at least "
+          f"{need:.1f} GiB of GPU memory (computed from the model's config; each "
           "training prints a measured estimate first).")
     total = gpu_total_gib(device)
-    if total is not None and cost["min_gib"] > total:
+    if total is not None and need > total:
         print(f"NOTE: this GPU has {total:.1f} GiB, too little to mask {p.name}: this chapter "
               "runs in the tiny profile instead. For a real model that fits, set "
               "BIGRAMLAB_PROFILE=pythia-410m (or smaller) and restart.")
