@@ -107,6 +107,57 @@ def conditions_shuffled_in_place(mask, seed):
     return five_conditions(mask, seed, in_place=True)
 
 
+def conditions_random_rolled(mask, seed):
+    """"Random" = the mask shifted by one entry: the right counts, nothing random."""
+    out = five_conditions(mask, seed)
+    out["random"] = {n: m.flatten().roll(1).view(m.shape) for n, m in mask.items()}
+    out["minus_random"] = {n: ~r for n, r in out["random"].items()}
+    return out
+
+
+def conditions_random_rows_only(mask, seed):
+    """randperm over the first dimension: whole rows move, each row keeps its pattern."""
+    g = torch.Generator().manual_seed(seed)
+    out = five_conditions(mask, seed)
+    out["random"] = {n: m[torch.randperm(m.shape[0], generator=g)] for n, m in mask.items()}
+    out["minus_random"] = {n: ~r for n, r in out["random"].items()}
+    return out
+
+
+def conditions_random_unseeded(mask, seed):
+    """randperm without the seeded generator: a new draw on every call."""
+    out = five_conditions(mask, seed)
+    out["random"] = {n: m.flatten()[torch.randperm(m.numel())].view(m.shape)
+                     for n, m in mask.items()}
+    out["minus_random"] = {n: ~r for n, r in out["random"].items()}
+    return out
+
+
+def conditions_minus_random_second_draw(mask, seed):
+    """minus_random removes a second random draw, not the random condition's entries."""
+    out = five_conditions(mask, seed)
+    second = five_conditions(mask, seed + 1)["random"]
+    out["minus_random"] = {n: ~r for n, r in second.items()}
+    return out
+
+
+def conditions_reseeded_per_matrix(mask, seed):
+    """A generator seeded afresh for every matrix: every matrix of one shape gets the
+    same permutation."""
+    out = five_conditions(mask, seed)
+    rand = {}
+    for n, m in mask.items():
+        g = torch.Generator().manual_seed(seed)
+        rand[n] = m.flatten()[torch.randperm(m.numel(), generator=g)].view(m.shape)
+    out["random"], out["minus_random"] = rand, {n: ~r for n, r in rand.items()}
+    return out
+
+
+def conditions_seed_ignored(mask, seed):
+    """A fixed seed (0) instead of the seed given."""
+    return five_conditions(mask, 0)
+
+
 def tempered_power_t(probs, T):
     return tempered(probs, T, power="T")
 
@@ -176,6 +227,12 @@ WRONG = [
     ("conditions", conditions_minus_random_is_minus_subnetwork, "removed the subnetwork itself"),
     ("conditions", conditions_minus_subnetwork_keeps_it, "exactly what the subnetwork drops"),
     ("conditions", conditions_shuffled_in_place, "changed the mask you were given"),
+    ("conditions", conditions_random_rolled, "shifted"),
+    ("conditions", conditions_random_rows_only, "whole rows"),
+    ("conditions", conditions_random_unseeded, "seeded with seed"),
+    ("conditions", conditions_minus_random_second_draw, "same random draw"),
+    ("conditions", conditions_reseeded_per_matrix, "seed the generator once"),
+    ("conditions", conditions_seed_ignored, "the seed you were given"),
     ("tempered", tempered_power_t, "power 1/T, not T"),
     ("tempered", tempered_not_normalised, "renormalise"),
     ("tempered", tempered_softmax_of_probs, "treats probabilities as logits"),

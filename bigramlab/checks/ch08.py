@@ -40,8 +40,9 @@ def check_five_conditions(fn: Callable) -> bool:
     def body():
         model = small_model("gpt_neox")
         sub = random_subnetwork(model, seed=81)
+        seed = int(torch.randint(1, 2**31 - 1, (1,), generator=rng(810)))
         given = {k: v.clone() for k, v in sub.items()}
-        got = call(fn, given, 0)
+        got = call(fn, given, seed)
         if not all(torch.equal(given[k], sub[k]) for k in sub):
             raise Wrong("you changed the mask you were given (a shuffle in place?); copy it "
                         "first, the other conditions still need it")
@@ -75,7 +76,68 @@ def check_five_conditions(fn: Callable) -> bool:
         if all(torch.equal(~cond["minus_random"][n], m) for n, m in sub.items()):
             raise Wrong("minus_random: you removed the subnetwork itself; remove a random set "
                         "of the same size")
+        rand = cond["random"]
+        if not all(torch.equal(cond["minus_random"][n], ~rand[n]) for n in sub):
+            raise Wrong("minus_random: remove the entries of the same random draw as the "
+                        "random condition (~random), not a second draw")
+        if not _same_masks(rand, _reference_draw(sub, seed)):
+            _diagnose_draw(fn, sub, seed, rand)
     return run("Exercise 8.1 (the five conditions)", body)
+
+
+def _reference_draw(mask: dict, seed: int, reseed: bool = False) -> dict:
+    """The random condition as the exercise asks for it: one generator seeded with
+    ``seed``, one permutation of every matrix's flattened entries, in the mask's order."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, m in mask.items():
+        if reseed:
+            g = torch.Generator().manual_seed(seed)
+        flat = m.flatten()
+        out[name] = flat[torch.randperm(flat.numel(), generator=g)].view(m.shape)
+    return out
+
+
+def _same_masks(a: dict, b: dict) -> bool:
+    return all(torch.equal(a[n], b[n]) for n in b)
+
+
+def _rows(m: torch.Tensor) -> list:
+    return sorted(tuple(r) for r in m.int().tolist())
+
+
+def _diagnose_draw(fn: Callable, sub: dict, seed: int, rand: dict):
+    """Wrong naming how the random condition departs from the seeded draw."""
+    def again(s):
+        out = call(fn, {k: v.clone() for k, v in sub.items()}, s)
+        try:
+            return {n: torch.as_tensor(v).bool() for n, v in dict(out["random"]).items()}
+        except Exception as e:
+            raise Wrong("random: a second call returned no random mask dict") from e
+    if not _same_masks(again(seed), rand):
+        raise Wrong("random: two calls with the same seed gave different masks; draw from a "
+                    "torch.Generator seeded with seed (randperm(..., generator=g))")
+    for shift in (1, -1):
+        if all(torch.equal(rand[n], m.flatten().roll(shift).view(m.shape))
+               for n, m in sub.items()):
+            raise Wrong("random: that is the mask shifted by one entry, not shuffled; permute "
+                        "the flattened entries with torch.randperm")
+    if all(_rows(rand[n]) == _rows(m) for n, m in sub.items()):
+        raise Wrong("random: you moved whole rows (randperm over the first dimension), so "
+                    "every row keeps its pattern; flatten the matrix first and permute all "
+                    "its entries")
+    if all(_rows(rand[n].T) == _rows(m.T) for n, m in sub.items()):
+        raise Wrong("random: you moved whole columns, so every column keeps its pattern; "
+                    "flatten the matrix first and permute all its entries")
+    if _same_masks(rand, _reference_draw(sub, seed, reseed=True)):
+        raise Wrong("random: seed the generator once, before the loop over matrices; seeded "
+                    "afresh for every matrix, matrices of one shape get the same permutation")
+    if _same_masks(again(seed + 1), rand):
+        raise Wrong("random: the draw does not change with the seed; seed the generator "
+                    "with the seed you were given")
+    raise Wrong("random: not the seeded draw the exercise asks for: g = torch.Generator()"
+                ".manual_seed(seed), then for every matrix in the mask's order "
+                "flat[torch.randperm(flat.numel(), generator=g)].view(m.shape)")
 
 
 # ---------------------------------------------------------------------------
