@@ -204,6 +204,22 @@ def head_in_place(model, mask, layer, head):
     return mask
 
 
+def head_layer_without_dot(model, mask, layer, head):
+    """Matrices picked by f"layers.{layer}" in name: no trailing dot, so layer 1 also
+    picks layers 10 and 11 of a 12-layer model."""
+    hs, out = _head_size(model), dict(mask)
+    for name, m in mask.items():
+        if f"layers.{layer}" not in name:
+            continue
+        if "query_key_value.weight" in name:
+            out[name] = m.clone()
+            out[name][3 * head * hs:3 * (head + 1) * hs] = True
+        elif "attention.dense.weight" in name:
+            out[name] = m.clone()
+            out[name][:, head * hs:(head + 1) * hs] = True
+    return out
+
+
 # ------------------------------------------------------------ Exercise 9.4
 def greedy(start, parts, score, max_steps):
     current, left, out = set(start), list(parts), []
@@ -269,6 +285,7 @@ WRONG = [
     ("head", head_o_only, "o only"),
     ("head", head_dropped, "dropped"),
     ("head", head_in_place, "changed the mask you were given"),
+    ("head", head_layer_without_dot, "trailing dot"),
     ("greedy", greedy_max, "take the minimum"),
     ("greedy", greedy_static, "ranked the parts once"),
     ("greedy", greedy_keeps_empty_parts, "skip parts that add nothing"),

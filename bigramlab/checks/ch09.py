@@ -19,7 +19,7 @@ from ..methods.anatomy import maskable_matrices
 from ..methods.circuits import greedy_add_back
 from ..methods.subnetwork import Subnetwork
 from ..methods.trigrams import TrigramModel
-from ._core import (Wrong, as_float, as_tensor, call, call_on_mask, random_subnetwork, rng, run,
+from ._core import (Wrong, as_float, as_tensor, call, call_on_mask, rng, run,
                     small_model, wired)
 
 LN2 = math.log(2.0)
@@ -213,13 +213,28 @@ def check_with_head(fn: Callable) -> bool:
     ``head`` of ``layer`` kept (GPT-NeoX), everything else unchanged."""
 
     def body():
-        model = small_model("gpt_neox")
-        sub = random_subnetwork(model, seed=93)
-        for layer, head in ((0, 1), (2, 0), (1, 1)):
+        # 12 layers (tiny in width): picking layer 1 by "layers.1" without the trailing
+        # dot also picks layers 10 and 11
+        model = small_model("gpt_neox", n_layer=12)
+        g = rng(93)
+        sub = Subnetwork({m.name: torch.rand(m.shape, generator=g) < 0.05 + 0.1 * (i % 9)
+                          for i, m in enumerate(maskable_matrices(model))}, "check")
+        for layer, head in ((0, 1), (2, 0), (1, 1), (11, 0)):
             got = call_on_mask(lambda m, *a: fn(model, m, *a), sub, layer, head)
             want = sub.keep_head(model, layer, head)
             if all(torch.equal(got[n], want[n]) for n in want):
                 continue
+            prefix = f"layers.{layer}"
+            also = [o for o in range(model.config.num_hidden_layers)
+                    if o != layer and f"layers.{o}".startswith(prefix)]
+            hand = _hand_head(model, dict(sub), layer, head, _per_head, 1)
+            for other in also:
+                hand = _hand_head(model, hand, other, head, _per_head, 1)
+            if also and all(torch.equal(got[n], hand[n]) for n in hand):
+                raise Wrong(f"layer {layer} of a {model.config.num_hidden_layers}-layer model: "
+                            f"you changed layers {', '.join(map(str, also))} too, since "
+                            f"\"{prefix}\" matches their names; match \"{prefix}.\" with "
+                            "the trailing dot (or compare layer numbers)")
             for flags, message in _HEAD_MISTAKES:
                 hand = _hand_head(model, dict(sub), layer, head, **flags)
                 if all(torch.equal(got[n], hand[n]) for n in hand):
