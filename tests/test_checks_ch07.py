@@ -52,6 +52,13 @@ def remove_mean(cov, k):
     return cov - cov.mean() if k else cov
 
 
+def remove_top_in_place(cov, k):
+    """The result written back into the caller's covariance (a notebook's loop over k
+    then removes components of an already edited matrix)."""
+    cov.copy_(torch.as_tensor(remove_top(cov, k), dtype=cov.dtype))
+    return cov
+
+
 def covariance_over_n(n, total, gram):
     return covariance_from_sums(n, total, gram) * (n - 1) / n
 
@@ -72,6 +79,7 @@ WRONG = [
     ("cosine", cosine_trace, "symmetric matrices"),
     ("remove", remove_smallest, "SMALLEST"),
     ("remove", remove_mean, "not the mean"),
+    ("remove", remove_top_in_place, "changed the tensor you were given"),
     ("sums", covariance_over_n, "n - 1"),
     ("sums", covariance_no_mean, "mean's part"),
 ]

@@ -176,6 +176,16 @@ def tempered_no_greedy(probs, T):
     return tempered(probs, T, greedy=False)
 
 
+def tempered_in_place(probs, T):
+    """probs ** (1/T) renormalised, written into the caller's tensor (the notebook's loop
+    over temperatures then compounds)."""
+    if T == 0:
+        return tempered(probs, 0)
+    probs.pow_(1 / T)
+    probs /= probs.sum(1, keepdim=True)
+    return probs
+
+
 def tempered_greedy_last_tie(probs, T):
     if T == 0:
         p = torch.as_tensor(probs, dtype=torch.float64)
@@ -238,6 +248,7 @@ WRONG = [
     ("tempered", tempered_softmax_of_probs, "treats probabilities as logits"),
     ("tempered", tempered_no_greedy, "T = 0 means greedy"),
     ("tempered", tempered_greedy_last_tie, "lower id"),
+    ("tempered", tempered_in_place, "changed the tensor you were given"),
     ("overlap", overlap_jaccard, "not by the entries either mask keeps"),
     ("overlap", overlap_count, "share of all mask entries"),
     ("overlap", overlap_pooled, "within each matrix"),
