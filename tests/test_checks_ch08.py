@@ -210,6 +210,46 @@ def overlap_contained_in_b(a, b):
     return overlap_row(a, b, contained="b")
 
 
+def tempered_divided(probs, T):
+    """p / T renormalised (as one would divide logits): p again."""
+    if T == 0:
+        return tempered(probs, 0)
+    p = torch.as_tensor(probs, dtype=torch.float64) / T
+    return p / p.sum(1, keepdim=True)
+
+
+def overlap_union(a, b):
+    out = overlap_row(a, b)
+    n = sum(m.numel() for m in a.values())
+    out["overlap"] = sum(int((a[k] | b[k]).sum()) for k in a) / n
+    return out
+
+
+def overlap_expected_count(a, b):
+    out = overlap_row(a, b)
+    out["expected"] = sum(int(a[k].sum()) * int(b[k].sum()) / a[k].numel() for k in a)
+    return out
+
+
+def overlap_expected_mean_share(a, b):
+    out = overlap_row(a, b)
+    shares = [int(a[k].sum()) * int(b[k].sum()) / a[k].numel() ** 2 for k in a]
+    out["expected"] = sum(shares) / len(shares)
+    return out
+
+
+def overlap_ratio_inverted(a, b):
+    out = overlap_row(a, b)
+    out["x_chance"] = out["expected"] / out["overlap"]
+    return out
+
+
+def overlap_contained_of_all(a, b):
+    out = overlap_row(a, b)
+    out["contained"] = out["overlap"]
+    return out
+
+
 def row_mean_uniform(blocks_a, blocks_b):
     return sum(int(x.sum()) * int(blocks_b[n].sum()) / x.numel() for n, x in blocks_a.items())
 
@@ -220,6 +260,27 @@ def row_mean_columns_shuffled(blocks_a, blocks_b):
 
 def row_mean_undivided(blocks_a, blocks_b):
     return row_shuffle_mean(blocks_a, blocks_b, divide=False)
+
+
+def row_mean_over_columns(blocks_a, blocks_b):
+    return sum(float(x.sum(0).double() @ blocks_b[n].sum(0).double()) / x.shape[1]
+               for n, x in blocks_a.items())
+
+
+def row_mean_totals(blocks_a, blocks_b):
+    return sum(int(x.sum()) * int(blocks_b[n].sum()) / x.shape[0] for n, x in blocks_a.items())
+
+
+def row_mean_share(blocks_a, blocks_b):
+    return row_shuffle_mean(blocks_a, blocks_b) / sum(x.numel() for x in blocks_a.values())
+
+
+def row_mean_observed(blocks_a, blocks_b):
+    return sum(int((x & blocks_b[n]).sum()) for n, x in blocks_a.items())
+
+
+def row_mean_averaged(blocks_a, blocks_b):
+    return row_shuffle_mean(blocks_a, blocks_b) / len(blocks_a)
 
 
 CHECKS = {
@@ -249,13 +310,24 @@ WRONG = [
     ("tempered", tempered_no_greedy, "T = 0 means greedy"),
     ("tempered", tempered_greedy_last_tie, "lower id"),
     ("tempered", tempered_in_place, "changed the tensor you were given"),
+    ("tempered", tempered_divided, "p again"),
     ("overlap", overlap_jaccard, "not by the entries either mask keeps"),
     ("overlap", overlap_count, "share of all mask entries"),
     ("overlap", overlap_pooled, "within each matrix"),
     ("overlap", overlap_contained_in_b, "divide by |a|"),
+    ("overlap", overlap_union, "not either"),
+    ("overlap", overlap_expected_count, "divide the expected count"),
+    ("overlap", overlap_expected_mean_share, "weight each matrix by its size"),
+    ("overlap", overlap_ratio_inverted, "not expected / overlap"),
+    ("overlap", overlap_contained_of_all, "not by all mask entries"),
     ("row_mean", row_mean_uniform, "uniform placement"),
     ("row_mean", row_mean_columns_shuffled, "shuffles columns"),
     ("row_mean", row_mean_undivided, "divide each block's sum"),
+    ("row_mean", row_mean_over_columns, "not columns"),
+    ("row_mean", row_mean_totals, "not the blocks' totals"),
+    ("row_mean", row_mean_share, "in entries"),
+    ("row_mean", row_mean_observed, "observed overlap"),
+    ("row_mean", row_mean_averaged, "do not average"),
 ]
 
 

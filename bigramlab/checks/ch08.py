@@ -175,6 +175,9 @@ def check_tempered(fn: Callable) -> bool:
             if torch.allclose(got, torch.softmax(probs / T, -1), atol=1e-9):
                 raise Wrong(f"T = {T}: softmax(p / T) treats probabilities as logits; "
                             "softmax(logits / T) equals p^(1/T) renormalised")
+            if T != 1 and torch.allclose(got, probs, atol=1e-9):
+                raise Wrong(f"T = {T}: p / T renormalised is p again; raise p to the power "
+                            "1/T before renormalising")
             raise Wrong(f"T = {T}: the distribution differs from p^(1/T) renormalised")
         tie = torch.tensor([[0.25, 0.375, 0.375]], dtype=torch.float64)
         got = torch.as_tensor(call(fn, tie, 0.0)).double()
@@ -211,6 +214,10 @@ def check_overlap_row(fn: Callable) -> bool:
             if close(got["overlap"], st["jaccard"]):
                 raise Wrong("overlap: the paper divides by all mask entries, not by the "
                             "entries either mask keeps")
+            union = sum(int((a[k] | b[k]).sum()) for k in a)
+            if close(got["overlap"], union / n):
+                raise Wrong("overlap: count the entries BOTH masks keep (a & b), not either "
+                            "(a | b)")
             if close(got["overlap"], st["both"]):
                 raise Wrong("overlap: give it as a share of all mask entries, as the paper does")
             raise Wrong(f"overlap: expected {want['overlap']:.5f}, got {got['overlap']:.5f}")
@@ -219,14 +226,27 @@ def check_overlap_row(fn: Callable) -> bool:
             if close(got["expected"], pooled):
                 raise Wrong("expected: place the entries at random within each matrix (sum "
                             "k_a k_b / N over matrices), not over the whole model")
+            if close(got["expected"], st["chance"]):
+                raise Wrong("expected: give it as a share of all mask entries, like the overlap "
+                            "(divide the expected count by the number of entries)")
+            shares = [int(a[k].sum()) * int(b[k].sum()) / a[k].numel() ** 2 for k in a]
+            if close(got["expected"], sum(shares) / len(shares)):
+                raise Wrong("expected: weight each matrix by its size: sum k_a k_b / N over "
+                            "matrices, then divide by all entries (not the mean of shares)")
             raise Wrong(f"expected: {want['expected']:.6f}, got {got['expected']:.6f}")
         if not close(got["x_chance"], want["x_chance"]):
+            if close(got["x_chance"], 1 / want["x_chance"]):
+                raise Wrong("x_chance: overlap / expected, not expected / overlap (above 1 "
+                            "means more overlap than chance)")
             raise Wrong(f"x_chance: overlap / expected = {want['x_chance']:.3f}, "
                         f"got {got['x_chance']:.3f}")
         if not close(got["contained"], want["contained"]):
             if close(got["contained"], st["share_of_b"]):
                 raise Wrong("contained: the share of the BIGRAM subnetwork (a) that b also "
                             "keeps: divide by |a|, not |b|")
+            if close(got["contained"], st["both"] / n):
+                raise Wrong("contained: divide by the entries a keeps (|a|), not by all mask "
+                            "entries (that is the overlap)")
             raise Wrong(f"contained: expected {want['contained']:.4f}, got {got['contained']:.4f}")
     return run("Exercise 8.3 (overlap, x chance, % contained)", body)
 
@@ -271,5 +291,23 @@ def check_row_shuffle_mean(fn: Callable) -> bool:
         if abs(got - undivided) <= 1e-6 * undivided:
             raise Wrong("divide each block's sum of colsum_a * colsum_b by its number of rows "
                         "(a row of a meets a given row of b with probability 1/rows)")
+        by_cols_count = sum(float(ba[n].sum(0).double() @ bb[n].sum(0).double())
+                            / ba[n].shape[1] for n in ba)
+        if abs(got - by_cols_count) <= 1e-6 * by_cols_count:
+            raise Wrong("divide each block's sum by its number of ROWS, not columns (a row of "
+                        "a meets a given row of b with probability 1/rows)")
+        totals = sum(int(ba[n].sum()) * int(bb[n].sum()) / ba[n].shape[0] for n in ba)
+        if abs(got - totals) <= 1e-6 * totals:
+            raise Wrong("multiply column by column (colsum_a * colsum_b, summed over columns), "
+                        "not the blocks' totals: a row shuffle keeps every column's count")
+        entries = sum(x.numel() for x in ba.values())
+        if abs(got - want / entries) <= 1e-6 * want / entries:
+            raise Wrong("give the expected overlap in entries, not as a share of all entries")
+        observed = sum(int((ba[n] & bb[n]).sum()) for n in ba)
+        if abs(got - observed) < 1e-9 and abs(observed - want) > 1e-6 * want:
+            raise Wrong("that is the observed overlap of the two masks; the null's mean is "
+                        "what a row shuffle leads you to expect")
+        if abs(got - want / len(ba)) <= 1e-6 * want / len(ba):
+            raise Wrong("sum the blocks' expected overlaps, do not average them")
         raise Wrong(f"expected {want:.2f} entries, got {got:.2f}")
     return run("Exercise 8.4 (the row-shuffle null's mean)", body)
