@@ -38,6 +38,28 @@ def count_linear(model):
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
 
 
+def count_attention_only(model):
+    return sum(p.numel() for n, p in model.named_parameters() if n.endswith(".weight")
+               and any(k in n for k in ("query_key_value", "attention.dense", "attn.c_attn",
+                                        "attn.c_proj")))
+
+
+def count_mlp_only(model):
+    return sum(p.numel() for n, p in model.named_parameters() if n.endswith(".weight")
+               and any(k in n for k in ("dense_h_to_4h", "dense_4h_to_h", "mlp.c_fc",
+                                        "mlp.c_proj")))
+
+
+def count_first_block(model):
+    return sum(p.numel() for n, p in model.named_parameters() if n.endswith(".weight")
+               and (".layers.0." in n or ".h.0." in n)
+               and n.removesuffix(".weight").split(".", 3)[-1] in MASKED[model.config.model_type])
+
+
+def count_with_embeddings(model):
+    return count_right(model) + model.get_input_embeddings().weight.numel()
+
+
 # --- Exercise 2.2 -------------------------------------------------------------
 
 def slice_right(weight, head, kind, n_heads):
@@ -107,6 +129,10 @@ WRONG = [
     ("count", count_with_biases, "biases"),
     ("count", count_everything, "every parameter"),
     ("count", count_linear, "unembedding"),        # GPT-NeoX: lm_head is an nn.Linear
+    ("count", count_attention_only, "attention matrices only"),
+    ("count", count_mlp_only, "MLP matrices only"),
+    ("count", count_first_block, "you counted one block"),
+    ("count", count_with_embeddings, "never masked"),  # GPT-NeoX: as large as lm_head
     ("slice", slice_qkv_blocks, "[Q all heads | K | V]"),
     ("slice", slice_transposed, "transpose"),
     ("slice", slice_kqv_order, "instead of head"),

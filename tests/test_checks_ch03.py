@@ -54,6 +54,45 @@ def soft_mask_no_temperature(s, T):
     return torch.sigmoid(s)
 
 
+def soft_mask_hard(s, T):
+    return (torch.as_tensor(s) > 0).float()
+
+
+def soft_mask_sign_flipped(s, T):
+    return 1 / (1 + torch.exp(T * s))
+
+
+def soft_mask_softmax(s, T):
+    return torch.softmax((T * s).flatten(), 0).view(s.shape)
+
+
+def penalty_no_lambda(soft, lam):
+    return density_penalty(soft, 1.0)
+
+
+def penalty_hard_count(soft, lam):
+    n = sum(m.numel() for m in soft.values())
+    return lam * sum(int((m > 0.5).sum()) for m in soft.values()) / n
+
+
+def penalty_squares(soft, lam):
+    n = sum(m.numel() for m in soft.values())
+    return lam * sum(float((m.double() ** 2).sum()) for m in soft.values()) / n
+
+
+def penalty_first_matrix(soft, lam):
+    for m in soft.values():
+        return lam * float(m.double().sum()) / m.numel()
+
+
+def temperature_product(step, growth):
+    return growth * step
+
+
+def temperature_step_power(step, growth):
+    return step ** growth
+
+
 def penalty_mean_of_means(soft, lam):
     return lam * sum(float(m.mean()) for m in soft.values()) / len(soft)
 
@@ -120,11 +159,20 @@ CHECKS = {
 
 WRONG = [
     ("soft_mask", soft_mask_divided, "divided by the temperature"),
-    ("soft_mask", soft_mask_no_temperature, "differs from sigmoid(T * s)"),
+    ("soft_mask", soft_mask_no_temperature, "left out the temperature"),
+    ("soft_mask", soft_mask_hard, "hard 0/1 mask"),
+    ("soft_mask", soft_mask_sign_flipped, "sign is flipped"),
+    ("soft_mask", soft_mask_softmax, "not a softmax"),
     ("penalty", penalty_mean_of_means, "per-matrix means"),
     ("penalty", penalty_sum, "divide the sum by N"),
+    ("penalty", penalty_no_lambda, "by lambda"),
+    ("penalty", penalty_hard_count, "not the number of entries above 0.5"),
+    ("penalty", penalty_squares, "not their squares"),
+    ("penalty", penalty_first_matrix, "only the first matrix"),
     ("temperature", temperature_off_by_one, "off by one"),
     ("temperature", temperature_linear, "geometrically"),
+    ("temperature", temperature_product, "T after 0 steps is 1"),
+    ("temperature", temperature_step_power, "T after 0 steps is 1"),
     ("stop", stop_vs_all_entries, "ABOVE 0.9"),
     ("stop", stop_when_empty, "never stops"),
     ("stop", stop_at_or_below, "strictly fewer"),

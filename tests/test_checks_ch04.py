@@ -61,6 +61,76 @@ def heads_o_only(model, mask):
     return kept_per_head(model, mask, kinds="o")
 
 
+def heads_o_rows(model, mask):
+    cfg = model.config
+    nh, hs = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
+    out = kept_per_head(model, mask, kinds="qkv")
+    for name, m in mask.items():
+        if "attention.dense" in name:
+            for h in range(nh):
+                out[int(name.split(".")[2]), h] += int(m[h * hs:(h + 1) * hs].sum())
+    return out
+
+
+def heads_qkv_head_size_rows(model, mask):
+    cfg = model.config
+    nh, hs = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
+    out = kept_per_head(model, mask, kinds="o")
+    for name, m in mask.items():
+        if "query_key_value" in name:
+            for h in range(nh):
+                out[int(name.split(".")[2]), h] += int(m[h * hs:(h + 1) * hs].sum())
+    return out
+
+
+def heads_dropped_counted(model, mask):
+    return kept_per_head(model, {k: ~v for k, v in mask.items()})
+
+
+def heads_transposed(model, mask):
+    return kept_per_head(model, mask).T
+
+
+def heads_per_layer_only(model, mask):
+    return kept_per_head(model, mask).sum(1)
+
+
+def overlap_both_share(a, b):
+    out = overlap_summary(a, b)
+    out["both"] = out["both"] / sum(m.numel() for m in a.values())
+    return out
+
+
+def overlap_both_union(a, b):
+    out = overlap_summary(a, b)
+    out["both"] = sum(int((a[k] | b[k]).sum()) for k in a)
+    return out
+
+
+def overlap_jaccard_of_a(a, b):
+    out = overlap_summary(a, b)
+    out["jaccard"] = out["both"] / sum(int(m.sum()) for m in a.values())
+    return out
+
+
+def overlap_jaccard_sum(a, b):
+    out = overlap_summary(a, b)
+    out["jaccard"] = out["both"] / sum(int(a[k].sum()) + int(b[k].sum()) for k in a)
+    return out
+
+
+def overlap_chance_share(a, b):
+    out = overlap_summary(a, b)
+    out["chance"] = out["chance"] / sum(m.numel() for m in a.values())
+    return out
+
+
+def overlap_chance_undivided(a, b):
+    out = overlap_summary(a, b)
+    out["chance"] = sum(int(a[k].sum()) * int(b[k].sum()) for k in a)
+    return out
+
+
 def overlap_pooled_chance(a, b):
     return overlap_summary(a, b, chance="pooled")
 
@@ -103,8 +173,19 @@ WRONG = [
     ("head", heads_block_split, "grouped per head"),
     ("head", heads_without_o, "q, k and v only"),
     ("head", heads_o_only, "o only"),
+    ("head", heads_o_rows, "COLUMNS of it"),
+    ("head", heads_qkv_head_size_rows, "3 * head_size rows"),
+    ("head", heads_dropped_counted, "count the kept ones"),
+    ("head", heads_transposed, "not (heads, layers)"),
+    ("head", heads_per_layer_only, "expected shape (layers, heads)"),
     ("overlap", overlap_pooled_chance, "per matrix"),
     ("overlap", overlap_jaccard_of_all, "kept by either"),
+    ("overlap", overlap_both_share, "not a share"),
+    ("overlap", overlap_both_union, "not by either"),
+    ("overlap", overlap_jaccard_of_a, "not by |a|"),
+    ("overlap", overlap_jaccard_sum, "counts the shared entries twice"),
+    ("overlap", overlap_chance_share, "expected NUMBER"),
+    ("overlap", overlap_chance_undivided, "by its number of entries"),
     ("mlp", without_mlp_in_place, "changed the mask you were given"),
     ("mlp", without_mlp_in_only, "should be all False"),
     ("mlp", without_mlp_substring, "also dropped the MLP of layer 11"),

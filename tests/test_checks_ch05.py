@@ -76,6 +76,41 @@ def persistence_one_number(earlier, final):
     return persistence(earlier, final)[0]
 
 
+def attention_over_mlp(model, mask):
+    kept = sum(int(m.sum()) for m in mask.values())
+    attn = sum(int(m.sum()) for n, m in mask.items() if any(a in n for a in ATTENTION))
+    return attn / (kept - attn)
+
+
+def attention_share_without_o(model, mask):
+    kept = sum(int(m.sum()) for m in mask.values())
+    qkv = sum(int(m.sum()) for n, m in mask.items() if "query_key_value" in n or "c_attn" in n)
+    return qkv / kept
+
+
+def attention_share_of_sizes(model, mask):
+    attn = sum(m.numel() for n, m in mask.items() if any(a in n for a in ATTENTION))
+    return attn / sum(m.numel() for m in mask.values())
+
+
+def trend_p_value(steps, values):
+    from scipy import stats
+    return stats.spearmanr(steps, values).pvalue
+
+
+def trend_kendall(steps, values):
+    from scipy import stats
+    return stats.kendalltau(steps, values).statistic
+
+
+def trend_abs(steps, values):
+    return abs(trend(steps, values))
+
+
+def trend_values_unranked(steps, values):
+    return pearson(ranks(steps), values)
+
+
 CHECKS = {
     "attention": (checks.check_attention_share, attention_share),
     "persistence": (checks.check_persistence, persistence),
@@ -86,11 +121,18 @@ WRONG = [
     ("attention", mlp_share, "MLP share"),
     ("attention", attention_share_of_all, "not by all maskable entries"),
     ("attention", attention_share_nan_when_empty, "return 0.0"),
+    ("attention", attention_over_mlp, "not by the MLP's"),
+    ("attention", attention_share_without_o, "(o) is attention too"),
+    ("attention", attention_share_of_sizes, "not the matrices' sizes"),
     ("persistence", persistence_of_earlier, "final subnetwork's kept entries"),
     ("persistence", persistence_pooled_chance, "density differs per matrix"),
     ("persistence", persistence_as_dict, "you returned a dict with keys ['chance', 'observed']"),
     ("persistence", persistence_one_number, "return a pair of numbers"),
     ("trend", pearson, "Pearson"),
+    ("trend", trend_p_value, "p-value"),
+    ("trend", trend_kendall, "Kendall"),
+    ("trend", trend_abs, "keep the sign"),
+    ("trend", trend_values_unranked, "rank BOTH lists"),
 ]
 
 

@@ -50,6 +50,28 @@ def rotation_signed(a):
     return float(np.median(np.angle(np.linalg.eigvals(np.asarray(a)), deg=True)))
 
 
+def rotation_placeholder(a):
+    return 0.0
+
+
+def rotation_mean(a):
+    return float(np.mean(np.abs(np.angle(np.linalg.eigvals(np.asarray(a)), deg=True))))
+
+
+def rotation_eigvalsh(a):
+    return float(np.median(np.abs(np.angle(np.linalg.eigvalsh(np.asarray(a)), deg=True))))
+
+
+def rotation_real_parts(a):
+    return float(np.median(np.abs(np.angle(np.linalg.eigvals(np.asarray(a)).real, deg=True))))
+
+
+def rotation_atan(a):
+    eig = np.linalg.eigvals(np.asarray(a))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.median(np.abs(np.degrees(np.arctan(eig.imag / eig.real)))))
+
+
 def ridge_without_intercept(x, y, alpha):
     x, y = np.asarray(x), np.asarray(y)
     return np.linalg.solve(x.T @ x + alpha * np.eye(x.shape[1]), x.T @ y).T, np.zeros(y.shape[1])
@@ -60,6 +82,27 @@ def ridge_penalised_intercept(x, y, alpha):
     xa = np.hstack([x, np.ones((len(x), 1))])
     theta = np.linalg.solve(xa.T @ xa + alpha * np.eye(xa.shape[1]), xa.T @ y)
     return theta[:-1].T, theta[-1]
+
+
+def ridge_alpha_ignored(x, y, alpha):
+    return ridge_fit(x, y, 0.0)
+
+
+def ridge_alpha_everywhere(x, y, alpha):
+    x, y = np.asarray(x), np.asarray(y)
+    mx, my = x.mean(0), y.mean(0)
+    a = np.linalg.solve((x - mx).T @ (x - mx) + alpha, (x - mx).T @ (y - my)).T
+    return a, my - a @ mx
+
+
+def ridge_intercept_mean_y(x, y, alpha):
+    a, _ = ridge_fit(x, y, alpha)
+    return a, np.asarray(y).mean(0)
+
+
+def ridge_intercept_untransposed(x, y, alpha):
+    a, _ = ridge_fit(x, y, alpha)
+    return a, np.asarray(y).mean(0) - np.asarray(x).mean(0) @ a
 
 
 def ridge_transposed(x, y, alpha):
@@ -92,9 +135,18 @@ WRONG = [
     ("rotation", rotation_lower_median, "two middle values"),
     ("rotation", rotation_upper_half_only, "counts twice"),
     ("rotation", rotation_signed, "absolute value"),
+    ("rotation", rotation_placeholder, "placeholder"),
+    ("rotation", rotation_mean, "not the mean"),
+    ("rotation", rotation_eigvalsh, "imaginary parts"),
+    ("rotation", rotation_real_parts, "imaginary parts"),
+    ("rotation", rotation_atan, "quadrant"),
     ("ridge", ridge_without_intercept, "fit the intercept"),
     ("ridge", ridge_penalised_intercept, "penalised"),
     ("ridge", ridge_transposed, "(d_out, d_in)"),
+    ("ridge", ridge_alpha_ignored, "unpenalised"),
+    ("ridge", ridge_alpha_everywhere, "diagonal only"),
+    ("ridge", ridge_intercept_mean_y, "mean(y) only"),
+    ("ridge", ridge_intercept_untransposed, "not mean(x) @ A"),
     ("recall", recall_off_by_one, "off by one"),
     ("recall", recall_ties_against, "strictly larger"),
     ("recall", recall_top1_only, "top-1 accuracy"),

@@ -41,6 +41,56 @@ def cosine_trace(a, b):
     return float(np.trace(a @ b) / np.sqrt((a * a).sum() * (b * b).sum()))
 
 
+def cosine_squared_norms(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return float((a * b).sum() / ((a * a).sum() * (b * b).sum()))
+
+
+def cosine_spectral_norms(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return float((a * b).sum() / (np.linalg.norm(a, 2) * np.linalg.norm(b, 2)))
+
+
+def cosine_matrix_product(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return float((a @ b).sum() / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def cosine_distance(a, b):
+    return 1 - frobenius_cosine(a, b)
+
+
+def cosine_abs_value(a, b):
+    return abs(frobenius_cosine(a, b))
+
+
+def remove_minus_zero(cov, k):
+    """vals[-k:] = 0: with k = 0 that is every eigenvalue."""
+    vals, vecs = np.linalg.eigh(np.asarray(cov))
+    vals[-k:] = 0
+    return (vecs * vals) @ vecs.T
+
+
+def remove_only_kth(cov, k):
+    vals, vecs = np.linalg.eigh(np.asarray(cov))
+    if k:
+        vals[-k] = 0
+    return (vecs * vals) @ vecs.T
+
+
+def remove_rows_as_vectors(cov, k):
+    vals, vecs = np.linalg.eigh(np.asarray(cov))
+    if k:
+        vals[-k:] = 0
+    return vecs.T @ np.diag(vals) @ vecs
+
+
+def remove_unit_projection(cov, k):
+    vals, vecs = np.linalg.eigh(np.asarray(cov))
+    top = vecs[:, len(vals) - k:]
+    return np.asarray(cov) - top @ top.T
+
+
 def remove_smallest(cov, k):
     vals, vecs = np.linalg.eigh(np.asarray(cov))
     vals[:k] = 0
@@ -52,12 +102,49 @@ def remove_mean(cov, k):
     return cov - cov.mean() if k else cov
 
 
+def remove_top_in_place(cov, k):
+    """The result written back into the caller's covariance (a notebook's loop over k
+    then removes components of an already edited matrix)."""
+    cov.copy_(torch.as_tensor(remove_top(cov, k), dtype=cov.dtype))
+    return cov
+
+
 def covariance_over_n(n, total, gram):
     return covariance_from_sums(n, total, gram) * (n - 1) / n
 
 
 def covariance_no_mean(n, total, gram):
     return np.asarray(gram) / (n - 1)
+
+
+def covariance_total_outer(n, total, gram):
+    total = np.asarray(total)
+    return (np.asarray(gram) - np.outer(total, total)) / (n - 1)
+
+
+def covariance_mean_outer_once(n, total, gram):
+    mean = np.asarray(total) / n
+    return (np.asarray(gram) - np.outer(mean, mean)) / (n - 1)
+
+
+def covariance_dot_product(n, total, gram):
+    mean = np.asarray(total) / n
+    return (np.asarray(gram) - n * (mean @ mean)) / (n - 1)
+
+
+def covariance_mean_over_n_minus_1(n, total, gram):
+    mean = np.asarray(total) / (n - 1)
+    return (np.asarray(gram) - n * np.outer(mean, mean)) / (n - 1)
+
+
+def covariance_correlation(n, total, gram):
+    c = covariance_from_sums(n, total, gram)
+    sd = np.sqrt(np.diag(c))
+    return c / np.outer(sd, sd)
+
+
+def covariance_variances_only(n, total, gram):
+    return np.diag(np.diag(covariance_from_sums(n, total, gram)))
 
 
 CHECKS = {
@@ -70,10 +157,26 @@ WRONG = [
     ("cosine", cosine_unnormalised, "both Frobenius norms"),
     ("cosine", cosine_centred, "Pearson correlation"),
     ("cosine", cosine_trace, "symmetric matrices"),
+    ("cosine", cosine_squared_norms, "not of the squared norms"),
+    ("cosine", cosine_spectral_norms, "spectral norm"),
+    ("cosine", cosine_matrix_product, "not the matrix product"),
+    ("cosine", cosine_distance, "1 - cosine"),
+    ("cosine", cosine_abs_value, "do not take abs"),
     ("remove", remove_smallest, "SMALLEST"),
     ("remove", remove_mean, "not the mean"),
+    ("remove", remove_top_in_place, "changed the tensor you were given"),
+    ("remove", remove_minus_zero, "zeroed every eigenvalue"),
+    ("remove", remove_only_kth, "only the k-th largest"),
+    ("remove", remove_rows_as_vectors, "COLUMNS of vecs"),
+    ("remove", remove_unit_projection, "lambda v v^T"),
     ("sums", covariance_over_n, "n - 1"),
     ("sums", covariance_no_mean, "mean's part"),
+    ("sums", covariance_total_outer, "you subtracted total total^T"),
+    ("sums", covariance_mean_outer_once, "n times the outer product"),
+    ("sums", covariance_dot_product, "OUTER product"),
+    ("sums", covariance_mean_over_n_minus_1, "the mean is total / n"),
+    ("sums", covariance_correlation, "correlation matrix"),
+    ("sums", covariance_variances_only, "not only the variances"),
 ]
 
 

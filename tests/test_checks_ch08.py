@@ -107,6 +107,57 @@ def conditions_shuffled_in_place(mask, seed):
     return five_conditions(mask, seed, in_place=True)
 
 
+def conditions_random_rolled(mask, seed):
+    """"Random" = the mask shifted by one entry: the right counts, nothing random."""
+    out = five_conditions(mask, seed)
+    out["random"] = {n: m.flatten().roll(1).view(m.shape) for n, m in mask.items()}
+    out["minus_random"] = {n: ~r for n, r in out["random"].items()}
+    return out
+
+
+def conditions_random_rows_only(mask, seed):
+    """randperm over the first dimension: whole rows move, each row keeps its pattern."""
+    g = torch.Generator().manual_seed(seed)
+    out = five_conditions(mask, seed)
+    out["random"] = {n: m[torch.randperm(m.shape[0], generator=g)] for n, m in mask.items()}
+    out["minus_random"] = {n: ~r for n, r in out["random"].items()}
+    return out
+
+
+def conditions_random_unseeded(mask, seed):
+    """randperm without the seeded generator: a new draw on every call."""
+    out = five_conditions(mask, seed)
+    out["random"] = {n: m.flatten()[torch.randperm(m.numel())].view(m.shape)
+                     for n, m in mask.items()}
+    out["minus_random"] = {n: ~r for n, r in out["random"].items()}
+    return out
+
+
+def conditions_minus_random_second_draw(mask, seed):
+    """minus_random removes a second random draw, not the random condition's entries."""
+    out = five_conditions(mask, seed)
+    second = five_conditions(mask, seed + 1)["random"]
+    out["minus_random"] = {n: ~r for n, r in second.items()}
+    return out
+
+
+def conditions_reseeded_per_matrix(mask, seed):
+    """A generator seeded afresh for every matrix: every matrix of one shape gets the
+    same permutation."""
+    out = five_conditions(mask, seed)
+    rand = {}
+    for n, m in mask.items():
+        g = torch.Generator().manual_seed(seed)
+        rand[n] = m.flatten()[torch.randperm(m.numel(), generator=g)].view(m.shape)
+    out["random"], out["minus_random"] = rand, {n: ~r for n, r in rand.items()}
+    return out
+
+
+def conditions_seed_ignored(mask, seed):
+    """A fixed seed (0) instead of the seed given."""
+    return five_conditions(mask, 0)
+
+
 def tempered_power_t(probs, T):
     return tempered(probs, T, power="T")
 
@@ -123,6 +174,16 @@ def tempered_softmax_of_probs(probs, T):
 
 def tempered_no_greedy(probs, T):
     return tempered(probs, T, greedy=False)
+
+
+def tempered_in_place(probs, T):
+    """probs ** (1/T) renormalised, written into the caller's tensor (the notebook's loop
+    over temperatures then compounds)."""
+    if T == 0:
+        return tempered(probs, 0)
+    probs.pow_(1 / T)
+    probs /= probs.sum(1, keepdim=True)
+    return probs
 
 
 def tempered_greedy_last_tie(probs, T):
@@ -149,6 +210,46 @@ def overlap_contained_in_b(a, b):
     return overlap_row(a, b, contained="b")
 
 
+def tempered_divided(probs, T):
+    """p / T renormalised (as one would divide logits): p again."""
+    if T == 0:
+        return tempered(probs, 0)
+    p = torch.as_tensor(probs, dtype=torch.float64) / T
+    return p / p.sum(1, keepdim=True)
+
+
+def overlap_union(a, b):
+    out = overlap_row(a, b)
+    n = sum(m.numel() for m in a.values())
+    out["overlap"] = sum(int((a[k] | b[k]).sum()) for k in a) / n
+    return out
+
+
+def overlap_expected_count(a, b):
+    out = overlap_row(a, b)
+    out["expected"] = sum(int(a[k].sum()) * int(b[k].sum()) / a[k].numel() for k in a)
+    return out
+
+
+def overlap_expected_mean_share(a, b):
+    out = overlap_row(a, b)
+    shares = [int(a[k].sum()) * int(b[k].sum()) / a[k].numel() ** 2 for k in a]
+    out["expected"] = sum(shares) / len(shares)
+    return out
+
+
+def overlap_ratio_inverted(a, b):
+    out = overlap_row(a, b)
+    out["x_chance"] = out["expected"] / out["overlap"]
+    return out
+
+
+def overlap_contained_of_all(a, b):
+    out = overlap_row(a, b)
+    out["contained"] = out["overlap"]
+    return out
+
+
 def row_mean_uniform(blocks_a, blocks_b):
     return sum(int(x.sum()) * int(blocks_b[n].sum()) / x.numel() for n, x in blocks_a.items())
 
@@ -159,6 +260,27 @@ def row_mean_columns_shuffled(blocks_a, blocks_b):
 
 def row_mean_undivided(blocks_a, blocks_b):
     return row_shuffle_mean(blocks_a, blocks_b, divide=False)
+
+
+def row_mean_over_columns(blocks_a, blocks_b):
+    return sum(float(x.sum(0).double() @ blocks_b[n].sum(0).double()) / x.shape[1]
+               for n, x in blocks_a.items())
+
+
+def row_mean_totals(blocks_a, blocks_b):
+    return sum(int(x.sum()) * int(blocks_b[n].sum()) / x.shape[0] for n, x in blocks_a.items())
+
+
+def row_mean_share(blocks_a, blocks_b):
+    return row_shuffle_mean(blocks_a, blocks_b) / sum(x.numel() for x in blocks_a.values())
+
+
+def row_mean_observed(blocks_a, blocks_b):
+    return sum(int((x & blocks_b[n]).sum()) for n, x in blocks_a.items())
+
+
+def row_mean_averaged(blocks_a, blocks_b):
+    return row_shuffle_mean(blocks_a, blocks_b) / len(blocks_a)
 
 
 CHECKS = {
@@ -176,18 +298,36 @@ WRONG = [
     ("conditions", conditions_minus_random_is_minus_subnetwork, "removed the subnetwork itself"),
     ("conditions", conditions_minus_subnetwork_keeps_it, "exactly what the subnetwork drops"),
     ("conditions", conditions_shuffled_in_place, "changed the mask you were given"),
+    ("conditions", conditions_random_rolled, "shifted"),
+    ("conditions", conditions_random_rows_only, "whole rows"),
+    ("conditions", conditions_random_unseeded, "seeded with seed"),
+    ("conditions", conditions_minus_random_second_draw, "same random draw"),
+    ("conditions", conditions_reseeded_per_matrix, "seed the generator once"),
+    ("conditions", conditions_seed_ignored, "the seed you were given"),
     ("tempered", tempered_power_t, "power 1/T, not T"),
     ("tempered", tempered_not_normalised, "renormalise"),
     ("tempered", tempered_softmax_of_probs, "treats probabilities as logits"),
     ("tempered", tempered_no_greedy, "T = 0 means greedy"),
     ("tempered", tempered_greedy_last_tie, "lower id"),
+    ("tempered", tempered_in_place, "changed the tensor you were given"),
+    ("tempered", tempered_divided, "p again"),
     ("overlap", overlap_jaccard, "not by the entries either mask keeps"),
     ("overlap", overlap_count, "share of all mask entries"),
     ("overlap", overlap_pooled, "within each matrix"),
     ("overlap", overlap_contained_in_b, "divide by |a|"),
+    ("overlap", overlap_union, "not either"),
+    ("overlap", overlap_expected_count, "divide the expected count"),
+    ("overlap", overlap_expected_mean_share, "weight each matrix by its size"),
+    ("overlap", overlap_ratio_inverted, "not expected / overlap"),
+    ("overlap", overlap_contained_of_all, "not by all mask entries"),
     ("row_mean", row_mean_uniform, "uniform placement"),
     ("row_mean", row_mean_columns_shuffled, "shuffles columns"),
     ("row_mean", row_mean_undivided, "divide each block's sum"),
+    ("row_mean", row_mean_over_columns, "not columns"),
+    ("row_mean", row_mean_totals, "not the blocks' totals"),
+    ("row_mean", row_mean_share, "in entries"),
+    ("row_mean", row_mean_observed, "observed overlap"),
+    ("row_mean", row_mean_averaged, "do not average"),
 ]
 
 

@@ -204,6 +204,22 @@ def head_in_place(model, mask, layer, head):
     return mask
 
 
+def head_layer_without_dot(model, mask, layer, head):
+    """Matrices picked by f"layers.{layer}" in name: no trailing dot, so layer 1 also
+    picks layers 10 and 11 of a 12-layer model."""
+    hs, out = _head_size(model), dict(mask)
+    for name, m in mask.items():
+        if f"layers.{layer}" not in name:
+            continue
+        if "query_key_value.weight" in name:
+            out[name] = m.clone()
+            out[name][3 * head * hs:3 * (head + 1) * hs] = True
+        elif "attention.dense.weight" in name:
+            out[name] = m.clone()
+            out[name][:, head * hs:(head + 1) * hs] = True
+    return out
+
+
 # ------------------------------------------------------------ Exercise 9.4
 def greedy(start, parts, score, max_steps):
     current, left, out = set(start), list(parts), []
@@ -230,6 +246,51 @@ def greedy_static(start, parts, score, max_steps):
 def greedy_keeps_empty_parts(start, parts, score, max_steps):
     current, left, out = set(start), list(parts), []
     while left and (max_steps is None or len(out) < max_steps):
+        best = min(left, key=lambda n: score(current | parts[n]))
+        current |= parts[best]
+        left.remove(best)
+        out.append(best)
+    return out
+
+
+def greedy_last_tie(start, parts, score, max_steps):
+    """`<=` in the search for the best part: on a tie the part listed last wins."""
+    current, left, out = set(start), list(parts), []
+    while left and (max_steps is None or len(out) < max_steps):
+        left = [n for n in left if parts[n] - current]
+        best = None
+        for n in left:
+            s = score(current | parts[n])
+            if best is None or s <= best[0]:
+                best = (s, n)
+        if best is None:
+            break
+        current |= parts[best[1]]
+        left.remove(best[1])
+        out.append(best[1])
+    return out
+
+
+def greedy_filters_once(start, parts, score, max_steps):
+    """Redundant parts dropped once, against the start: a part that what was added since
+    covers is still added later."""
+    current, out = set(start), []
+    left = [n for n in parts if parts[n] - current]
+    while left and (max_steps is None or len(out) < max_steps):
+        best = min(left, key=lambda n: score(current | parts[n]))
+        current |= parts[best]
+        left.remove(best)
+        out.append(best)
+    return out
+
+
+def greedy_grows_start(start, parts, score, max_steps):
+    """current = start, then current |= part: the caller's start set grows in place."""
+    current, left, out = start, list(parts), []
+    while left and (max_steps is None or len(out) < max_steps):
+        left = [n for n in left if parts[n] - current]
+        if not left:
+            break
         best = min(left, key=lambda n: score(current | parts[n]))
         current |= parts[best]
         left.remove(best)
@@ -269,10 +330,14 @@ WRONG = [
     ("head", head_o_only, "o only"),
     ("head", head_dropped, "dropped"),
     ("head", head_in_place, "changed the mask you were given"),
+    ("head", head_layer_without_dot, "trailing dot"),
     ("greedy", greedy_max, "take the minimum"),
     ("greedy", greedy_static, "ranked the parts once"),
     ("greedy", greedy_keeps_empty_parts, "skip parts that add nothing"),
     ("greedy", greedy_no_limit, "max_steps"),
+    ("greedy", greedy_last_tie, "tie"),
+    ("greedy", greedy_filters_once, "redundant midway"),
+    ("greedy", greedy_grows_start, "changed the set you were given"),
 ]
 
 test_right_stub_and_crash, test_wrong_answers_are_named = contract_tests(CHECKS, WRONG)

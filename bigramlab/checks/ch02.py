@@ -48,7 +48,7 @@ def check_count_maskable(fn: Callable) -> CheckResult:
 
     def body():
         for arch in ("gpt_neox", "gpt2"):
-            model = _model(arch)
+            model = _model(arch, d_mlp=48)   # attention and MLP of different sizes
             want = count_maskable(model)
             got = call(fn, model)
             try:
@@ -80,6 +80,22 @@ def check_count_maskable(fn: Callable) -> CheckResult:
                 raise Wrong(f"{where} you counted nn.Linear weights, but GPT-2's block weights "
                             "are transformers' Conv1D modules (its only nn.Linear is the tied "
                             "unembedding): select the matrices by name")
+            mats = maskable_matrices(model)
+            attention = sum(m.numel for m in mats if m.role in ("qkv", "o"))
+            if got == attention:
+                raise Wrong(f"{where} you counted the attention matrices only; the MLP's two "
+                            "matrices of every block are maskable too")
+            if got == want - attention:
+                raise Wrong(f"{where} you counted the MLP matrices only; the attention's "
+                            "query_key_value and output matrices are maskable too")
+            layers = 1 + max(m.layer for m in mats)
+            if layers > 1 and got * layers == want:
+                raise Wrong(f"{where} you counted one block; count the matrices of every "
+                            f"block ({layers} here)")
+            embed = model.get_input_embeddings().weight.numel()
+            if got == want + embed or got == want + embed + (0 if tied else unembed):
+                raise Wrong(f"{where} you counted the embeddings too: they are never masked, "
+                            "only the four weight matrices of every block")
             raise Wrong(f"{where}: expected {want:,} maskable entries, got {got:,}")
     return run("Exercise 2.1 (count maskable parameters)", body)
 

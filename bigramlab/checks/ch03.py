@@ -55,8 +55,21 @@ def check_soft_mask(fn: Callable) -> CheckResult:
             if torch.allclose(got.float(), torch.sigmoid(s / T), atol=1e-6) and T != 1.0:
                 raise Wrong(f"at T = {T} you divided by the temperature: the mask is "
                             "sigmoid(T * s), and a growing T pushes it towards 0 or 1")
-            if not torch.allclose(got.float(), want, atol=1e-6):
-                raise Wrong(f"soft_mask(s, T={T}) differs from sigmoid(T * s)")
+            if torch.allclose(got.float(), want, atol=1e-6):
+                continue
+            if torch.allclose(got.float(), torch.sigmoid(s), atol=1e-6):
+                raise Wrong(f"at T = {T} you left out the temperature: sigmoid(T * s)")
+            if torch.allclose(got.float(), (s > 0).float(), atol=1e-6):
+                raise Wrong("that is a hard 0/1 mask; the soft mask is sigmoid(T * s), which "
+                            "gradients can flow through")
+            if torch.allclose(got.float(), torch.sigmoid(-T * s), atol=1e-6):
+                raise Wrong("1 / (1 + exp(T * s)) is sigmoid(-T * s): the sign is flipped; "
+                            "use 1 / (1 + exp(-T * s)), or torch.sigmoid(T * s)")
+            if torch.allclose(got.float(), torch.softmax((T * s).flatten(), 0).view(s.shape),
+                              atol=1e-6):
+                raise Wrong("a sigmoid for every entry on its own, not a softmax over the "
+                            "entries")
+            raise Wrong(f"soft_mask(s, T={T}) differs from sigmoid(T * s)")
     return run("Exercise 3.1a (soft mask)", body)
 
 
@@ -76,8 +89,26 @@ def check_density_penalty(fn: Callable) -> CheckResult:
             if lam and abs(got - lam * sum(float(m.sum()) for m in soft.values())) < 1e-4:
                 raise Wrong("divide the sum by N, the number of mask entries, so lambda does "
                             "not depend on the model's size")
-            if abs(got - want) > 1e-5 * max(1.0, abs(want)):
-                raise Wrong(f"density_penalty(lam={lam}) gave {got:.6f}, expected {want:.6f}")
+            if abs(got - want) <= 1e-5 * max(1.0, abs(want)):
+                continue
+            n = sum(m.numel() for m in soft.values())
+            total = sum(float(m.sum()) for m in soft.values())
+
+            def near(x):
+                return abs(got - x) <= 1e-5 * max(1.0, abs(x))
+            if lam != 1.0 and near(total / n):
+                raise Wrong(f"lam = {lam}: multiply the mean soft mask by lambda")
+            if lam and near(lam * sum(int((m > 0.5).sum()) for m in soft.values()) / n):
+                raise Wrong("sum the soft mask's values (they carry the gradient), not the "
+                            "number of entries above 0.5")
+            if lam and near(lam * sum(float((m * m).sum()) for m in soft.values()) / n):
+                raise Wrong("an L1 penalty: the soft mask's entries themselves, not their "
+                            "squares")
+            first = next(iter(soft.values()))
+            if lam and near(lam * float(first.mean())):
+                raise Wrong("you counted only the first matrix (a return inside the loop?); "
+                            "sum over every matrix")
+            raise Wrong(f"density_penalty(lam={lam}) gave {got:.6f}, expected {want:.6f}")
     return run("Exercise 3.1b (density penalty)", body)
 
 
@@ -106,6 +137,10 @@ def check_temperature(fn: Callable) -> CheckResult:
             if step and abs(got - (1 + (growth - 1) * step)) < 1e-9 * want and want > 1.01:
                 raise Wrong("T grows geometrically (multiplied by growth every step), "
                             "not linearly")
+            if step == 0 and got == 0:
+                raise Wrong("T after 0 steps is 1: it starts at 1 and is multiplied by growth "
+                            "once per step, growth ** step (not growth * step or "
+                            "step ** growth)")
             raise Wrong(f"temperature({step}, {growth}) gave {got:.12g}, expected {want:.12g} "
                         f"(growth ** step; accepted within a relative {tol:.1e}, float32's "
                         "rounding at this step)")

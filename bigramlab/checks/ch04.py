@@ -14,6 +14,7 @@ import torch
 
 from ..methods.anatomy import maskable_matrices
 from ..methods.overlap import overlap_stats
+from ..methods.subnetwork import Subnetwork
 from ._core import (CheckResult, Wrong, call, call_on_mask, random_subnetwork, run,
                     small_model)
 
@@ -45,6 +46,23 @@ def _qkv_split_by_blocks(model, mask) -> torch.Tensor:
     return out
 
 
+def _hand_counts(model, mask, qkv_rows, o_axis) -> torch.Tensor:
+    """Kept entries per head with a hand-written slicing: ``qkv_rows(nh, hs, h)`` the rows
+    of query_key_value, ``o_axis`` the axis of attention.dense that holds a head."""
+    mats = maskable_matrices(model)
+    nh, hs = mats[0].n_heads, mats[0].head_size
+    out = torch.zeros(max(m.layer for m in mats) + 1, nh, dtype=torch.long)
+    for m in mats:
+        for h in range(nh):
+            if m.role == "qkv":
+                out[m.layer, h] += int(mask[m.name][qkv_rows(nh, hs, h)].sum())
+            elif m.role == "o":
+                sl = slice(h * hs, (h + 1) * hs)
+                out[m.layer, h] += int(mask[m.name][(slice(None), sl) if o_axis == 1
+                                                    else (sl,)].sum())
+    return out
+
+
 def check_kept_per_head(fn: Callable) -> CheckResult:
     """Exercise 4.1: ``fn(model, mask)`` -> (layers, heads) tensor of kept q, k, v
     and o entries per attention head of a GPT-NeoX model."""
@@ -53,6 +71,8 @@ def check_kept_per_head(fn: Callable) -> CheckResult:
         sub = random_subnetwork(model, seed=4)
         want = sub.counts_by_head(model)
         got = _int_tensor(call(fn, model, dict(sub)), "kept per head")
+        if got.shape == want.T.shape and got.shape != want.shape and torch.equal(got, want.T):
+            raise Wrong(f"return (layers, heads) = {tuple(want.shape)}, not (heads, layers)")
         if got.shape != want.shape:
             raise Wrong(f"expected shape (layers, heads) = {tuple(want.shape)}, "
                         f"got {tuple(got.shape)}")
@@ -67,6 +87,16 @@ def check_kept_per_head(fn: Callable) -> CheckResult:
         if torch.equal(got, sub.counts_by_head(model, kinds=("o",))):
             raise Wrong("you counted o only: count the head's q, k and v rows of "
                         "query_key_value too")
+        per_head = lambda nh, hs, h: slice(3 * h * hs, 3 * (h + 1) * hs)  # noqa: E731
+        if torch.equal(got, _hand_counts(model, sub, per_head, 0)):
+            raise Wrong("attention.dense is stored (out, in): a head owns head_size input "
+                        "COLUMNS of it, not rows")
+        if torch.equal(got, _hand_counts(model, sub, lambda nh, hs, h: slice(h * hs,
+                                                                           (h + 1) * hs), 1)):
+            raise Wrong("each head owns 3 * head_size rows of query_key_value (its q, k and "
+                        "v), not head_size")
+        if torch.equal(got, Subnetwork({k: ~v for k, v in sub.items()}).counts_by_head(model)):
+            raise Wrong("you counted the dropped entries; count the kept ones (True)")
         layer, head = map(int, torch.nonzero(got != want)[0])
         raise Wrong(f"layer {layer}, head {head}: {int(want[layer, head])} kept entries, "
                     f"you gave {int(got[layer, head])}")
@@ -87,20 +117,40 @@ def check_overlap_summary(fn: Callable) -> CheckResult:
         if not isinstance(got, dict) or not {"both", "jaccard", "chance"} <= set(got):
             raise Wrong("expected a dict with the keys 'both', 'jaccard' and 'chance'")
         want = overlap_stats(a, b)
+        n = sum(m.numel() for m in a.values())
         if int(got["both"]) != want["both"]:
+            either = sum(int((a[k] | b[k]).sum()) for k in a)
+            if abs(float(got["both"]) - want["both"] / n) < 1e-9:
+                raise Wrong("both: give the number of entries kept by both masks, not a share")
+            if int(got["both"]) == either:
+                raise Wrong("both: count the entries kept by BOTH masks (a & b), not by either "
+                            "(a | b)")
             raise Wrong(f"both: {want['both']} entries are kept by both masks, "
                         f"you gave {got['both']}")
         if abs(float(got["jaccard"]) - want["jaccard"]) > 1e-6:
             if abs(float(got["jaccard"]) - want["share_of_all"]) < 1e-6:
                 raise Wrong("jaccard: divide by the entries kept by either mask, "
                             "not by all entries")
+            ka = sum(int(m.sum()) for m in a.values())
+            kb = sum(int(m.sum()) for m in b.values())
+            if abs(float(got["jaccard"]) - want["both"] / ka) < 1e-9:
+                raise Wrong("jaccard: divide by the entries kept by either mask (|a | b|), not "
+                            "by |a|")
+            if abs(float(got["jaccard"]) - want["both"] / (ka + kb)) < 1e-9:
+                raise Wrong("jaccard: |a| + |b| counts the shared entries twice; divide by "
+                            "|a| + |b| - both, the entries kept by either mask")
             raise Wrong(f"jaccard: expected {want['jaccard']:.4f}, got {float(got['jaccard']):.4f}")
-        n = sum(m.numel() for m in a.values())
         pooled = sum(int(m.sum()) for m in a.values()) * sum(int(m.sum()) for m in b.values()) / n
         if abs(float(got["chance"]) - want["chance"]) > 1e-6 * max(1.0, want["chance"]):
             if abs(float(got["chance"]) - pooled) < 1e-6 * pooled:
                 raise Wrong("chance: you placed entries at random over the whole model; the "
                             "paper keeps each mask's count per matrix (sum over matrices)")
+            if abs(float(got["chance"]) - want["chance"] / n) < 1e-9:
+                raise Wrong("chance: give the expected NUMBER of entries kept by both, not a "
+                            "share of all entries")
+            products = sum(int(a[k].sum()) * int(b[k].sum()) for k in a)
+            if abs(float(got["chance"]) - products) < 1e-6 * products:
+                raise Wrong("chance: divide each matrix's k_a * k_b by its number of entries")
             raise Wrong(f"chance: expected {want['chance']:.2f}, got {float(got['chance']):.2f}")
     return run("Exercise 4.2 (overlap and chance)", body)
 

@@ -25,6 +25,8 @@ def _float(got, what: str) -> float:
 # ---------------------------------------------------------------------------
 # Exercise 5.1: the attention share of a subnetwork
 
+_ATTENTION = ("query_key_value", "attention.dense", "attn.c_attn", "attn.c_proj")
+
 
 def check_attention_share(fn: Callable) -> CheckResult:
     """Exercise 5.1: ``fn(model, mask)`` -> kept attention entries / all kept entries
@@ -45,6 +47,16 @@ def check_attention_share(fn: Callable) -> CheckResult:
             total = sum(m.numel() for m in sub.values())
             if abs(got - attn / total) < 1e-6:
                 raise Wrong(f"{arch}: divide by the kept entries, not by all maskable entries")
+            mlp = sub.count() - attn
+            if mlp and abs(got - attn / mlp) < 1e-6:
+                raise Wrong(f"{arch}: divide by all kept entries (attention + MLP), not by the "
+                            "MLP's")
+            if abs(got - sum(kinds[k] for k in ("q", "k", "v")) / sub.count()) < 1e-6:
+                raise Wrong(f"{arch}: the attention output matrix (o) is attention too")
+            sizes = {n: m.numel() for n, m in sub.items()}
+            attn_names = [n for n in sub if any(a in n for a in _ATTENTION)]
+            if abs(got - sum(sizes[n] for n in attn_names) / sum(sizes.values())) < 1e-6:
+                raise Wrong(f"{arch}: count the mask's kept entries, not the matrices' sizes")
             raise Wrong(f"{arch}: expected {want:.4f}, got {got:.4f}")
         empty = Subnetwork.empty(small_model("gpt_neox"))
         got = call(fn, small_model("gpt_neox"), dict(empty))
@@ -117,5 +129,18 @@ def check_trend(fn: Callable) -> CheckResult:
             if abs(got - stats.pearsonr(steps, values).statistic) < 1e-6:
                 raise Wrong(f"on steps {steps}: that is Pearson's r; rank both lists first "
                             "(Spearman's rho measures any monotone trend)")
+            if abs(got - stats.spearmanr(steps, values).pvalue) < 1e-6:
+                raise Wrong(f"on steps {steps}: that is the p-value; return the correlation "
+                            "itself (spearmanr(...).statistic)")
+            if abs(got - stats.kendalltau(steps, values).statistic) < 1e-6:
+                raise Wrong(f"on steps {steps}: that is Kendall's tau; the exercise asks for "
+                            "Spearman's rho (Pearson's r of the ranks)")
+            if want < 0 and abs(got + want) < 1e-6:
+                raise Wrong(f"on steps {steps}, values {values}: keep the sign: a falling "
+                            "trend has a negative correlation")
+            if abs(got - stats.pearsonr(stats.rankdata(steps), values).statistic) < 1e-6 or \
+                    abs(got - stats.pearsonr(steps, stats.rankdata(values)).statistic) < 1e-6:
+                raise Wrong(f"on steps {steps}: rank BOTH lists, then take Pearson's r of the "
+                            "ranks")
             raise Wrong(f"on steps {steps}, values {values}: expected {want:.4f}, got {got:.4f}")
     return run("Exercise 5.3 (trend across checkpoints)", body)

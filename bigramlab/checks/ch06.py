@@ -45,6 +45,11 @@ def _rotation_cases() -> list[tuple[str, torch.Tensor]]:
     return cases
 
 
+def _real_median(vals: torch.Tensor) -> float:
+    """The median angle, in degrees, of real eigenvalues: 0 or 180 each."""
+    return float(torch.quantile(torch.where(vals.double() < 0, 180.0, 0.0), 0.5))
+
+
 def check_median_rotation(fn: Callable) -> CheckResult:
     """Exercise 6.1: ``fn(A)`` -> the median over all eigenvalues of |arg(lambda)|, degrees."""
 
@@ -66,6 +71,30 @@ def check_median_rotation(fn: Callable) -> CheckResult:
             if abs(got - float(torch.quantile(upper, 0.5))) < 1e-6:
                 raise Wrong(f"{what}: every eigenvalue counts, so each complex-conjugate pair "
                             "counts twice; do not drop the ones with negative imaginary part")
+            if got == 0.0 and want != 0.0:
+                probe = -torch.eye(3, dtype=torch.float64)   # every angle is 180 degrees
+                if _float(call(fn, probe.clone()), "your rotation of -I (3 x 3)") == 0.0:
+                    raise Wrong(f"{what}: expected {want:.6f} degrees, got 0, and 0 for -I too, "
+                                "whose eigenvalues all lie at 180 degrees: compute the angles "
+                                "of the eigenvalues, do not return a placeholder")
+            if abs(got - float(torch.quantile(angles.double(), 0.5))) > 1e-6 and \
+                    abs(got - float(angles.double().mean())) < 1e-6:
+                raise Wrong(f"{what}: take the median of the angles, not the mean")
+            signed_median = float(torch.quantile((eig.angle() * 180 / math.pi).double(), 0.5))
+            if abs(got - _real_median(eig.real)) < 1e-6 or \
+                    abs(got - _real_median(torch.linalg.eigvalsh(a))) < 1e-6:
+                # a 120-degree turn beside 1: real parts give 180, signed angles 0
+                probe = torch.block_diag(_turn(120), torch.ones(1, 1, dtype=torch.float64))
+                if abs(got - signed_median) > 1e-6 or abs(_float(
+                        call(fn, probe.clone()), "your rotation of a 120-degree turn beside 1")
+                        - 180.0) < 1e-6:
+                    raise Wrong(f"{what}: the eigenvalues of a non-symmetric matrix are "
+                                "complex: keep their imaginary parts (torch.linalg.eigvals, "
+                                "not eigvalsh or .real)")
+            atan = torch.atan(eig.imag.double() / eig.real.double()).abs() * 180 / math.pi
+            if abs(got - float(torch.quantile(atan, 0.5))) < 1e-6:
+                raise Wrong(f"{what}: atan(imag / real) loses the quadrant (150 degrees comes "
+                            "out as 30); use the eigenvalue's angle, torch.angle (atan2)")
             signed = eig.angle() * 180 / math.pi
             if abs(got - float(torch.quantile(signed.double(), 0.5))) < 1e-6:
                 raise Wrong(f"{what}: take the absolute value of each angle, |arg(lambda)|, "
@@ -123,6 +152,23 @@ def check_ridge_fit(fn: Callable) -> CheckResult:
             if torch.allclose(got_a, theta[:d].T, rtol=1e-6, atol=1e-8):
                 raise Wrong("your intercept is penalised too: only A pays alpha |A|^2; centre "
                             "the data first, then b = mean(y) - A mean(x)")
+            mx, my = x.mean(0), y.mean(0)
+            xc = x - mx
+            ols = torch.linalg.solve(xc.T @ xc, xc.T @ (y - my)).T
+            if torch.allclose(got_a, ols, rtol=1e-6, atol=1e-8):
+                raise Wrong(f"alpha = {alpha}: A is the unpenalised least-squares fit; add "
+                            "alpha * I to X^T X (centred) before solving")
+            plus = torch.linalg.solve(xc.T @ xc + alpha, xc.T @ (y - my)).T
+            if torch.allclose(got_a, plus, rtol=1e-6, atol=1e-8):
+                raise Wrong("add alpha on the diagonal only (alpha * I), not to every entry of "
+                            "X^T X")
+            if torch.allclose(got_a, want_a, rtol=1e-6, atol=1e-8):
+                if torch.allclose(got_b, my, rtol=1e-6, atol=1e-8):
+                    raise Wrong("b = mean(y) - A mean(x): the intercept is mean(y) only when x "
+                                "has mean 0")
+                if torch.allclose(got_b, my - mx @ want_a, rtol=1e-6, atol=1e-8):
+                    raise Wrong("b = mean(y) - A mean(x); with A (d_out, d_in) that is "
+                                "mean(x) @ A.T, not mean(x) @ A")
             raise Wrong(f"A or b differs from the ridge solution (n = {n}, d = {d}, "
                         f"alpha = {alpha})")
     return run("Exercise 6.2 (ridge with an intercept)", body)

@@ -56,6 +56,19 @@ def check_frobenius_cosine(fn: Callable) -> CheckResult:
             if i == 3 and abs(got - float(torch.trace(a @ b) / (a.norm() * b.norm()))) < 1e-9:
                 raise Wrong("trace(A @ B) equals <A, B>_F only for symmetric matrices; sum the "
                             "entrywise products, (A * B).sum()")
+            ab = float((a * b).sum())
+            if abs(got - ab / float((a * a).sum() * (b * b).sum())) < 1e-9:
+                raise Wrong("divide by the product of the Frobenius NORMS (square roots of the "
+                            "sums of squares), not of the squared norms")
+            spectral = float(torch.linalg.matrix_norm(a, 2) * torch.linalg.matrix_norm(b, 2))
+            if abs(got - ab / spectral) < 1e-9:
+                raise Wrong("ord=2 is the spectral norm (the largest singular value); the "
+                            "Frobenius norm is the default, or ord='fro'")
+            if abs(got - float((a @ b).sum() / (a.norm() * b.norm()))) < 1e-9:
+                raise Wrong("multiply entry by entry, (A * B).sum(), not the matrix product "
+                            "A @ B")
+            if abs(got - (1 - want)) < 1e-9:
+                raise Wrong("that is 1 - cosine (a distance); return the cosine itself")
             raise Wrong(f"pair {i}: expected {want:.6f}, got {got:.6f}")
     return run("Exercise 7.1 (Frobenius cosine)", body)
 
@@ -84,6 +97,25 @@ def check_remove_top(fn: Callable) -> CheckResult:
                 if k and torch.allclose(got, (vecs * low) @ vecs.T, atol=1e-8):
                     raise Wrong("you removed the SMALLEST eigenvalues: torch.linalg.eigh sorts "
                                 "them in ascending order, so the top k are the last k")
+                if k == 0 and torch.allclose(got, torch.zeros_like(got), atol=1e-8):
+                    raise Wrong("k = 0: you zeroed every eigenvalue; vals[-k:] with k = 0 is "
+                                "vals[0:], the whole array (-0 is 0): use "
+                                "vals[len(vals) - k:]")
+                if k > 1:
+                    one = vals.clone()
+                    one[-k] = 0
+                    if torch.allclose(got, (vecs * one) @ vecs.T, atol=1e-8):
+                        raise Wrong(f"k = {k}: you zeroed only the k-th largest eigenvalue "
+                                    "(vals[-k]); zero the last k of them (vals[-k:])")
+                top_zeroed = vals.clone()
+                top_zeroed[len(vals) - k:] = 0
+                if k and torch.allclose(got, vecs.T @ torch.diag(top_zeroed) @ vecs, atol=1e-8):
+                    raise Wrong("the eigenvectors are the COLUMNS of vecs: rebuild as "
+                                "vecs @ diag(vals) @ vecs.T, not vecs.T @ diag(vals) @ vecs")
+                top = vecs[:, len(vals) - k:]
+                if k and torch.allclose(got, m - top @ top.T, atol=1e-8):
+                    raise Wrong("subtract each component with its variance, lambda v v^T; "
+                                "v v^T alone removes only 1 of it")
                 if k and torch.allclose(got, m - m.mean(), atol=1e-8):
                     raise Wrong("the covariance is already centred; remove the top principal "
                                 "components (largest eigenvalues), not the mean")
@@ -119,5 +151,32 @@ def check_covariance_from_sums(fn: Callable) -> CheckResult:
             if torch.allclose(got, gram / (n - 1), rtol=1e-9, atol=1e-9) or \
                     torch.allclose(got, gram / n, rtol=1e-9, atol=1e-9):
                 raise Wrong("subtract the mean's part, n * mean mean^T, from the Gram matrix")
-            raise Wrong(f"n = {n}, d = {d}: the result differs from the sample covariance")
+            mean = total / n
+            if torch.allclose(got, (gram - torch.outer(total, total)) / (n - 1), rtol=1e-9,
+                              atol=1e-9):
+                raise Wrong("the mean's part is n * mean mean^T = total total^T / n; you "
+                            "subtracted total total^T")
+            if torch.allclose(got, (gram - torch.outer(mean, mean)) / (n - 1), rtol=1e-9,
+                              atol=1e-9):
+                raise Wrong("the mean's part is n * mean mean^T (n times the outer product), "
+                            "not mean mean^T")
+            if torch.allclose(got, (gram - n * (mean @ mean)) / (n - 1), rtol=1e-9, atol=1e-9):
+                raise Wrong("mean mean^T is an OUTER product (a d x d matrix, torch.outer), "
+                            "not the dot product mean @ mean")
+            m1 = total / (n - 1)
+            if torch.allclose(got, (gram - n * torch.outer(m1, m1)) / (n - 1), rtol=1e-9,
+                              atol=1e-9) or torch.allclose(
+                    got, (gram - torch.outer(total, total) / (n - 1)) / (n - 1), rtol=1e-9,
+                    atol=1e-9):
+                raise Wrong("the mean is total / n; only the final division uses n - 1")
+            sd = want.diagonal().sqrt()
+            if torch.allclose(got, want / torch.outer(sd, sd), rtol=1e-9, atol=1e-9):
+                raise Wrong("that is the correlation matrix; return the covariance, without "
+                            "dividing by the standard deviations")
+            if torch.allclose(got, torch.diag(want.diagonal()), rtol=1e-9, atol=1e-9):
+                raise Wrong("return the whole covariance matrix, not only the variances on "
+                            "its diagonal")
+            diff = float((got - want).abs().max())
+            raise Wrong(f"n = {n}, d = {d}: the result differs from the sample covariance "
+                        f"(largest difference {diff:.3g})")
     return run("Exercise 7.3 (covariance from sums)", body)

@@ -19,7 +19,7 @@ from ..methods.anatomy import maskable_matrices
 from ..methods.circuits import greedy_add_back
 from ..methods.subnetwork import Subnetwork
 from ..methods.trigrams import TrigramModel
-from ._core import (Wrong, as_float, as_tensor, call, call_on_mask, random_subnetwork, rng, run,
+from ._core import (Wrong, as_float, as_tensor, call, call_on_mask, rng, run,
                     small_model, wired)
 
 LN2 = math.log(2.0)
@@ -213,13 +213,28 @@ def check_with_head(fn: Callable) -> bool:
     ``head`` of ``layer`` kept (GPT-NeoX), everything else unchanged."""
 
     def body():
-        model = small_model("gpt_neox")
-        sub = random_subnetwork(model, seed=93)
-        for layer, head in ((0, 1), (2, 0), (1, 1)):
+        # 12 layers (tiny in width): picking layer 1 by "layers.1" without the trailing
+        # dot also picks layers 10 and 11
+        model = small_model("gpt_neox", n_layer=12)
+        g = rng(93)
+        sub = Subnetwork({m.name: torch.rand(m.shape, generator=g) < 0.05 + 0.1 * (i % 9)
+                          for i, m in enumerate(maskable_matrices(model))}, "check")
+        for layer, head in ((0, 1), (2, 0), (1, 1), (11, 0)):
             got = call_on_mask(lambda m, *a: fn(model, m, *a), sub, layer, head)
             want = sub.keep_head(model, layer, head)
             if all(torch.equal(got[n], want[n]) for n in want):
                 continue
+            prefix = f"layers.{layer}"
+            also = [o for o in range(model.config.num_hidden_layers)
+                    if o != layer and f"layers.{o}".startswith(prefix)]
+            hand = _hand_head(model, dict(sub), layer, head, _per_head, 1)
+            for other in also:
+                hand = _hand_head(model, hand, other, head, _per_head, 1)
+            if also and all(torch.equal(got[n], hand[n]) for n in hand):
+                raise Wrong(f"layer {layer} of a {model.config.num_hidden_layers}-layer model: "
+                            f"you changed layers {', '.join(map(str, also))} too, since "
+                            f"\"{prefix}\" matches their names; match \"{prefix}.\" with "
+                            "the trailing dot (or compare layer numbers)")
             for flags, message in _HEAD_MISTAKES:
                 hand = _hand_head(model, dict(sub), layer, head, **flags)
                 if all(torch.equal(got[n], hand[n]) for n in hand):
@@ -265,6 +280,27 @@ def _static(start, parts, score, max_steps, reverse=False):
     return ranked[:max_steps] if max_steps is not None else ranked
 
 
+def _greedy_variant(start, parts, score, max_steps, last_tie=False, filter_once=False):
+    """Greedy add-back with one of two mistakes: ``last_tie`` (``<=``: the part listed last
+    wins a tie), ``filter_once`` (parts that add nothing dropped against the start only)."""
+    current, out = set(start), []
+    left = [n for n in parts if parts[n] - current]
+    while left and (max_steps is None or len(out) < max_steps):
+        if not filter_once:
+            left = [n for n in left if parts[n] - current]
+        best = None
+        for n in left:
+            s = score(current | parts[n])
+            if best is None or s < best[0] or (last_tie and s == best[0]):
+                best = (s, n)
+        if best is None:
+            break
+        current |= parts[best[1]]
+        left.remove(best[1])
+        out.append(best[1])
+    return out
+
+
 def check_greedy_add_back(fn: Callable) -> bool:
     """Exercise 9.4: ``fn(start, parts, score, max_steps)`` -> the names of the parts
     added, in order (sets of entries in; lowest score first; parts that add nothing
@@ -272,14 +308,19 @@ def check_greedy_add_back(fn: Callable) -> bool:
 
     def body():
         g = torch.Generator().manual_seed(94)  # fixed: cases built to tell the mistakes apart
-        for case in range(4):
+        for case in range(5):
             picks = [set(torch.randperm(64, generator=g)[:int(k)].tolist())
                      for k in torch.randint(2, 9, (7,), generator=g)]
             start, parts = picks[0], {f"part {i}": p for i, p in enumerate(picks[1:6], 1)}
             parts["inside"] = set(list(start)[:2])  # adds nothing to the start
+            if case == 4:
+                # two equal parts: a tie at every step (the first listed wins), and the
+                # second adds nothing once the first is in (redundant midway)
+                twin = set(torch.randperm(64, generator=g)[:5].tolist()) - start
+                parts = {"twin 1": twin, **parts, "twin 2": set(twin)}
             weights = {e: float(w) for e, w in enumerate(torch.rand(64, generator=g))}
             score = wired("bigramlab.checks.ch09:_set_score", weights)
-            max_steps = (None, 3, None, 0)[case]
+            max_steps = (None, 3, None, 0, None)[case]
             want = _greedy_names(start, parts, score, max_steps)
             got = call(fn, set(start), {n: set(p) for n, p in parts.items()}, score, max_steps)
             try:
@@ -297,6 +338,13 @@ def check_greedy_add_back(fn: Callable) -> bool:
                 raise Wrong("you ranked the parts once, each added to the start alone; score "
                             "every remaining part against what has been added so far, at "
                             "every step")
+            if got == _greedy_variant(start, parts, score, max_steps, last_tie=True):
+                raise Wrong("on a tie keep the part listed first (compare with <, not <=): "
+                            f"expected {want}, got {got}")
+            if got == _greedy_variant(start, parts, score, max_steps, filter_once=True):
+                raise Wrong("a part can become redundant midway (what was added since covers "
+                            "it): drop parts that add nothing at every step, not only against "
+                            "the start")
             if max_steps is not None and len(got) > max_steps:
                 raise Wrong(f"stop after max_steps = {max_steps} additions")
             raise Wrong(f"expected the order {want}, got {got}")
