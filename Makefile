@@ -43,6 +43,7 @@ bench: install
 	$(PYTHON) benchmarks/bench_sparsify.py
 	$(PYTHON) benchmarks/bench_overlap.py
 	$(PYTHON) benchmarks/bench_geometry.py
+	$(PYTHON) benchmarks/bench_precision.py
 
 clean:
 	rm -rf _build
