@@ -32,18 +32,10 @@ def _int_tensor(got, what: str) -> torch.Tensor:
 
 def _qkv_split_by_blocks(model, mask) -> torch.Tensor:
     """The classic mistake: slice GPT-NeoX's fused rows as [Q all heads | K | V]."""
-
-    mats = maskable_matrices(model)
-    nh, hs = mats[0].n_heads, mats[0].head_size
-    out = torch.zeros(max(m.layer for m in mats) + 1, nh, dtype=torch.long)
-    for m in mats:
-        for h in range(nh):
-            if m.role == "qkv":
-                rows = [torch.arange((j * nh + h) * hs, (j * nh + h + 1) * hs) for j in range(3)]
-                out[m.layer, h] += int(mask[m.name][torch.cat(rows)].sum())
-            elif m.role == "o":
-                out[m.layer, h] += int(mask[m.name][:, h * hs:(h + 1) * hs].sum())
-    return out
+    def rows(nh, hs, h):
+        return torch.cat([torch.arange((j * nh + h) * hs, (j * nh + h + 1) * hs)
+                          for j in range(3)])
+    return _hand_counts(model, mask, rows, 1)
 
 
 def _hand_counts(model, mask, qkv_rows, o_axis) -> torch.Tensor:
