@@ -55,6 +55,11 @@ _KEY_NAMES = {"trigram": f"trigram(min_count={MIN_COUNT})"}
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Profile)}
 
 
+#: The float64 (tiny) profiles' mask-logit grid: with it a mask is the same bit for bit
+#: under every CPU kernel set (``SparsifyConfig.logit_grid``; measured in tests/test_release.py).
+LOGIT_GRID = 2.0 ** -24
+
+
 def mask_config(profile: Profile, lam: float | None = None, **changes) -> SparsifyConfig:
     """The profile's ``SparsifyConfig``: its mask-training choices (lr, temp_growth,
     max_steps, batch_size; lambda = ``lam`` or the profile's default_lambda),
@@ -70,7 +75,9 @@ def mask_config(profile: Profile, lam: float | None = None, **changes) -> Sparsi
                    why="the density penalty's weight; -inf keeps every entry, inf none")
     return SparsifyConfig(**dict(lam=p.default_lambda if lam is None else float(lam),
                                  lr=p.mask_lr, temp_growth=p.temp_growth,
-                                 max_steps=p.max_steps, batch_size=p.batch_size) | changes)
+                                 max_steps=p.max_steps, batch_size=p.batch_size,
+                                 logit_grid=LOGIT_GRID if p.weights_dtype == "float64" else 0.0)
+                          | changes)
 
 
 def mask_key(profile: Profile, checkpoint: str, target: str, config: SparsifyConfig,

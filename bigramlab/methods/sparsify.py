@@ -66,7 +66,7 @@ from .targets import BigramTarget, FullModelTarget, TrigramTarget, planted_toy
 __all__ = ["SparsifyConfig", "SparsifyResult", "BigramTarget", "TrigramTarget", "FullModelTarget",
            "sparsify", "init_mask_logits", "soft_masks", "masked_logits", "density_penalty",
            "flatten", "unflatten", "soft_masks_flat", "make_optimizer",
-           "undecided_counts", "should_stop", "is_stable", "planted_toy"]
+           "undecided_counts", "should_stop", "snap_", "is_stable", "planted_toy"]
 
 STATE_FILE = "sparsify_state.pt"
 RESULT_FILE = "sparsify_result.pt"
@@ -312,6 +312,8 @@ def _train_attempt(model, train_ids, target, cfg, names, attempt, attempt_log, s
         x = train_ids[batch_indices(step, cfg.batch_size, len(train_ids), seed)].to(device)
         T = run["temperature"]
         ce, penalty = steps.step(model, x, target, T)
+        if cfg.logit_grid:
+            snap_(steps.logits(), cfg.logit_grid)
         run["ce"].append(ce)
         run["penalty"].append(penalty)
         # the paper checks the stop with the T of this step, then grows T
@@ -332,6 +334,16 @@ def _train_attempt(model, train_ids, target, cfg, names, attempt, attempt_log, s
                 memory=memory, **steps.state()))
     bar.close()
     return steps.final(), run
+
+
+@torch.no_grad()
+def snap_(mask_logits: dict, grid: float) -> None:
+    """Round every mask logit, in place, to the nearest multiple of ``grid`` (a power of
+    two, so the rounding is exact). Two CPUs whose kernels sum in another order give the
+    same update up to ~1e-18; rounded to the grid, both give the same logits, and the
+    next step starts from the same point instead of compounding the difference."""
+    for s in mask_logits.values():
+        s.div_(grid).round_().mul_(grid)
 
 
 def make_optimizer(mask_logits: list, cfg: SparsifyConfig) -> torch.optim.AdamW:

@@ -53,6 +53,12 @@ class SparsifyConfig:
     seed          data-order seed; attempt k uses ``data_seed(seed, k)``.
     save_every    steps between state saves when a ``state_dir`` is given.
     log_every     steps between kept-count records (and progress-bar updates).
+    logit_grid    0, or a power of two: after every optimizer step each mask logit is
+                  rounded to the nearest multiple of it (not in the paper). The tiny
+                  world uses 2**-24 with float64 compute: CPU kernel sets differ in
+                  the last bits of a step's update (~1e-18 here), and unrounded those
+                  bits compound over 600 steps until entries flip; rounded, both land on
+                  the same grid point (Chapter 3; the book's appendix, "Reproducibility").
     """
 
     lam: float = 10.0
@@ -77,6 +83,7 @@ class SparsifyConfig:
     seed: int = 0
     save_every: int = 100
     log_every: int = 10
+    logit_grid: float = 0.0
 
     def __post_init__(self):
         # Every knob checked here, where it enters: a NaN lambda or max_steps 0 would
@@ -113,6 +120,11 @@ class SparsifyConfig:
             check_int(name, getattr(self, name), 1, where=w)
         check_int("reattain_steps", self.reattain_steps, 0, where=w)
         check_int("seed", self.seed, 0, where=w)
+        check_real("logit_grid", self.logit_grid, 0, inf, hi_open=True, where=w)
+        if self.logit_grid and math.frexp(self.logit_grid)[0] != 0.5:
+            # a power of two keeps the rounding exact: s / g and its product with g
+            raise ValueError(f"{w}logit_grid = {self.logit_grid!r} is not allowed: use 0 "
+                             "(no rounding) or a power of two, e.g. 2**-24")
 
     def replace(self, **changes) -> "SparsifyConfig":
         return dataclasses.replace(self, **changes)
