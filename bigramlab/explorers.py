@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import html
 import io
-import json
 import math
 from collections.abc import Callable, Sequence
 
@@ -384,8 +383,3 @@ def checkpoint_explorer(checkpoints: Sequence[str], counts, kinds: Sequence[str]
                              titles, lines, list(kinds),
                              [f"layer {layer}" for layer in range(counts.shape[1])],
                              "kind of matrix", "layer", "share of the subnetwork", "checkpoint: ")
-
-
-def figure_json(explorer: Explorer) -> dict:
-    """The figure as plain JSON (what the page's ``Plotly.newPlot`` receives)."""
-    return json.loads(explorer.figure.to_json())
