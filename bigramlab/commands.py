@@ -1,26 +1,36 @@
-"""The ``bigramlab`` command line: ``bigramlab info``, ``bigramlab build``,
-``bigramlab sweep`` and ``bigramlab grade``.
-
-An entry point: the ``--profile`` name is resolved here, once. Defined in Chapter 0
-(``grade`` is for instructors: ``book/instructors.md``; ``sweep`` for grids of masks
-that outgrow one session: ``book/setup.md``, "Sweeps on a cluster").
+"""What the ``bigramlab`` commands do (``cli`` parses the command line and calls
+:func:`run`): ``info``, ``build``, ``sweep`` and ``grade``. A ``--profile`` name is
+resolved here, once, with ``get_profile``. Defined in Chapter 0 (``grade`` is for
+instructors: ``book/instructors.md``; ``sweep`` for grids of masks that outgrow one
+session: ``book/setup.md``, "Sweeps on a cluster").
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from . import __version__
+from .experiments.sweep import collect, make_grid, point_status, run_sweep, write_table
+from .grade import ExerciseMetadataError, Limits, grade
 from .plumbing.cache import cache_dir, list_entries, short_path
 from .plumbing.devices import describe_device
-from .grade import ExerciseMetadataError, Limits, grade
+from .plumbing.environment import __version__
 from .plumbing.profiles import UnknownProfileError, get_profile
-from .experiments.sweep import collect, make_grid, point_status, run_sweep, write_table
 from .worlds.loading import load_corpus
 from .worlds.tiny.build import build_world
 from .worlds.tiny.release import compare as compare_release
+
+__all__ = ["run"]
+
+
+def run(args) -> int:
+    """Run the command ``args.command`` with the parsed ``args``; its exit status."""
+    commands = {"info": _info, "build": _build, "sweep": _sweep, "grade": _grade}
+    try:
+        return commands[args.command](args)
+    except UnknownProfileError as e:
+        print(f"bigramlab: {e}", file=sys.stderr)
+        return 2
 
 
 def _info(args) -> int:
@@ -126,49 +136,6 @@ def _sweep(args) -> int:
     return 0
 
 
-def _sweep_parser(sub) -> None:
-    sp = sub.add_parser(
-        "sweep", help="train a grid of masks into the shared cache and collect their table",
-        description="Train every mask of a grid (profiles x checkpoints x lambdas x targets) "
-                    "that is not done yet, measure it (kept entries, r, CE) and write the "
-                    "table the figures need. In this process, or one job per mask through "
-                    "submitit (a SLURM job array). Resumable: run it again after a crash; a "
-                    "finished mask is never trained twice.")
-    sp.add_argument("--profiles", help="comma-separated profile names (default: "
-                                       "$BIGRAMLAB_PROFILE, else automatic)")
-    sp.add_argument("--checkpoints", help="'all', or comma-separated revisions "
-                                          "(default: each profile's final one)")
-    sp.add_argument("--lambdas", help="comma-separated lambdas, inf/-inf for the endpoints "
-                                      "(default: each profile's own sweep)")
-    sp.add_argument("--targets", default="bigram", help="comma-separated: bigram, full, "
-                                                        "trigram (default: bigram)")
-    sp.add_argument("--max-steps", type=int, help="mask-training steps at most "
-                                                  "(default: the profile's)")
-    sp.add_argument("--set", action="append", metavar="NAME=VALUE",
-                    help="any other mask-training setting, e.g. --set save_every=50")
-    sp.add_argument("--folder", type=Path, default=Path("bigramlab-sweep"),
-                    help="rows, job logs and the table; on a cluster a shared folder "
-                         "(default: ./bigramlab-sweep)")
-    sp.add_argument("--out", type=Path, help="the table, .csv or .json "
-                                             "(default: FOLDER/table.csv)")
-    sp.add_argument("--status", action="store_true", help="list the grid and what is done; "
-                                                          "train nothing")
-    sp.add_argument("--executor", choices=("inprocess", "local", "slurm"), default="inprocess",
-                    help="inprocess: one mask after another here; local: submitit subprocesses; "
-                         "slurm: a submitit job array (default: inprocess)")
-    sp.add_argument("--no-wait", action="store_true", help="submit and exit (slurm, local)")
-    sp.add_argument("--partition", help="SLURM partition")
-    sp.add_argument("--gpus-per-node", type=int, default=1, help="GPUs per job (default: 1)")
-    sp.add_argument("--cpus-per-task", type=int, default=8, help="CPUs per job (default: 8)")
-    sp.add_argument("--mem-gb", type=int, help="memory per job, GB")
-    sp.add_argument("--timeout-min", type=int, default=24 * 60,
-                    help="time limit per job, minutes (default: 1440); a job cut off resumes "
-                         "from its saved state when the sweep is run again")
-    sp.add_argument("--array-parallelism", type=int, default=16,
-                    help="jobs of the array running at once (default: 16)")
-    sp.set_defaults(fn=_sweep)
-
-
 def _grade(args) -> int:
     limits = Limits(cell_timeout=args.cell_timeout, notebook_timeout=args.timeout,
                     check_timeout=args.check_timeout,
@@ -184,55 +151,3 @@ def _grade(args) -> int:
         print("bigramlab grade: no submissions found", file=sys.stderr)
         return 2
     return 1 if any(s.status == "grader error" for s in subs) else 0
-
-
-def _grade_parser(sub) -> None:
-    sp = sub.add_parser(
-        "grade", help="grade students' exercise notebooks (runs their code: use a container)",
-        description="Run each submission in a fresh kernel (tiny profile, CPU, offline) and "
-                    "score its exercises with the course's checks, called by the grader on the "
-                    "student's objects. Writes grades.csv, and results.json (Gradescope) and "
-                    "feedback.md per submission. Exit status 0 unless the grader itself fails.")
-    sp.add_argument("submissions", nargs="+", type=Path,
-                    help="exercise notebooks, or folders of them")
-    sp.add_argument("--out", type=Path, default=Path("grades"),
-                    help="folder for the reports (default: ./grades)")
-    sp.add_argument("--reference", type=Path, action="append",
-                    help="the instructor's exercise (or solution) notebooks, a folder or a file "
-                         "(default: the course's exercises/ folder); may be repeated")
-    sp.add_argument("--assignment", help="grade every submission as this notebook, e.g. "
-                                         "ch01_exercises (default: found from its cells)")
-    sp.add_argument("--extra", type=Path, help="a Python file of instructor-only checks "
-                                               "(EXERCISES and its check functions)")
-    sp.add_argument("--cell-timeout", type=float, default=120.0, help="seconds per cell")
-    sp.add_argument("--timeout", type=float, default=900.0, help="seconds per notebook")
-    sp.add_argument("--check-timeout", type=float, default=60.0, help="seconds per check")
-    sp.add_argument("--max-output-mb", type=float, default=5.0,
-                    help="output a notebook may print before it is stopped")
-    sp.add_argument("--memory-gb", type=float, default=8.0,
-                    help="memory a kernel may take (0: no limit)")
-    sp.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
-    sp.set_defaults(fn=_grade)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bigramlab", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, fn, help_ in [("info", _info, "profile, device, cache folder and its contents"),
-                            ("build", _build, "build (or verify) the offline tiny world")]:
-        sp = sub.add_parser(name, help=help_)
-        sp.add_argument("--profile", default=None,
-                        help="profile name (default: $BIGRAMLAB_PROFILE, else automatic)")
-        sp.set_defaults(fn=fn)
-    _sweep_parser(sub)
-    _grade_parser(sub)
-    args = parser.parse_args(argv)
-    try:
-        return args.fn(args)
-    except UnknownProfileError as e:
-        print(f"bigramlab: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
