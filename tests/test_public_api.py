@@ -46,3 +46,8 @@ def test_one_level_down_exports_resolve(package):
     missing = [n for n in mod.__all__ if not hasattr(mod, n)]
     assert not missing, f"{package}.__all__ names what it does not have: {missing}"
     assert len(set(mod.__all__)) == len(mod.__all__), f"{package}.__all__ repeats a name"
+    # a name that is also a submodule's would hide the module: import a.b.c as x breaks
+    folder = Path(mod.__file__).parent
+    shadowed = [n for n in mod.__all__ if (folder / f"{n}.py").exists()
+                and not isinstance(getattr(mod, n), type(mod))]
+    assert not shadowed, f"{package} exports {shadowed}, which hide its modules of that name"

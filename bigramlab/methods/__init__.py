@@ -39,7 +39,8 @@ touches the cache or the network. In the order the chapters teach them:
   and the greedy loop that adds them back to a subnetwork.
 
 What the chapters call is importable from here (``from bigramlab.methods import
-overlap_stats``); the rest from its module.
+overlap_stats``; the training loop ``sparsify`` from the package root, since
+``bigramlab.methods.sparsify`` is its module); the rest from its module.
 """
 
 from .ablation import (CONDITIONS, LABELS, ablation_conditions, clip_inf, condition_surprisals,
@@ -65,7 +66,7 @@ from .residual import (blocks, final_layer_norm, hidden_states, lens_stats, lens
                        lens_top_tokens, logit_lens, residual_writes, zero_head_output, zeroed)
 from .rotation import ResidualStats, eigen_angles, median_rotation, residual_stats, rotations
 from .sparsify import (BigramTarget, FullModelTarget, SparsifyConfig, SparsifyResult,
-                       TrigramTarget, planted_toy, sparsify, undecided_counts)
+                       TrigramTarget, planted_toy, undecided_counts)
 from .subnetwork import Subnetwork
 from .trigrams import TrigramModel
 
@@ -92,7 +93,7 @@ __all__ = [
     "lens_top_tokens", "logit_lens", "residual_writes", "zero_head_output", "zeroed",
     "ResidualStats", "eigen_angles", "median_rotation", "residual_stats", "rotations",
     "BigramTarget", "FullModelTarget", "SparsifyConfig", "SparsifyResult", "TrigramTarget",
-    "planted_toy", "sparsify", "undecided_counts",
+    "planted_toy", "undecided_counts",
     "Subnetwork",
     "TrigramModel",
 ]
