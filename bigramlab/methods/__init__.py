@@ -16,6 +16,9 @@ touches the cache or the network. In the order the chapters teach them:
 - ``masks`` (Ch. 3): the one way weights are masked, and soft masks;
 - ``targets``, ``sparsify_config``, ``sparsify`` (Ch. 3): continuous sparsification;
 - ``subnetwork`` (Ch. 3-5): binary masks as values (apply, count, edit, files);
+- ``attention_roles`` (Ch. 4): a subnetwork's attention entries split into
+  query/key and value/output (section 4.2), by the true layout or the paper's
+  helper's contiguous thirds;
 - ``overlap`` (Ch. 4, 8): the overlap of two masks and its exact chance level
   under uniform placement and under the paper's row-shuffle null;
 - ``rotation`` (Ch. 6): ridge maps across the residual stream from streamed
