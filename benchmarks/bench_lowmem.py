@@ -84,13 +84,13 @@ def tiny_effect() -> dict:
     import torch
     from bigramlab import get_profile
     from bigramlab.experiments import evaluate_subnetwork, mask_config, train_subnetwork
-    from bigramlab.experiments.subnetworks import _loaded
+    from bigramlab.experiments.subnetworks import model_and_bigram
     from bigramlab.methods.sparsify import BigramTarget, sparsify
     from bigramlab.worlds.loading import load_corpus
 
     p = get_profile("tiny")
     ref = train_subnetwork(p, 3.0, max_steps=p.chapter_max_steps, progress=False)
-    model, bigram = _loaded(p, p.final_checkpoint)
+    model, bigram = model_and_bigram(p, p.final_checkpoint)
     half = type(model)(model.config)
     half.load_state_dict(model.state_dict())
     half = half.to(torch.float16).eval()

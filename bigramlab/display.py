@@ -108,7 +108,7 @@ def plot_next_tokens(bigram, tokenizer, token_id: int, k: int = 10, ax=None):
     return ax
 
 
-def _argsort_desc(values):
+def argsort_desc(values):
     """Indices that sort a 1-D tensor in decreasing order, ties by ascending index."""
     return torch.sort(torch.as_tensor(values), descending=True, stable=True).indices
 
@@ -224,7 +224,7 @@ LABEL_PLACES = {"above": ("center", "bottom", (0, 6), "top center"),
                 "right": ("left", "center", (7, 0), "middle right")}
 
 
-def _label_offsets(xs, ys):
+def label_offsets(xs, ys):
     """Where each point's label goes (a key of ``LABEL_PLACES``): above and below
     alternately along x, so that labels of close points never collide; below
     and to the left where the line falls to the right (it would cross the
@@ -244,12 +244,12 @@ def _label_offsets(xs, ys):
 def plot_lambda_sweep(lambdas, kept, r, ax=None, threshold: float = 0.95):
     """Chapter 3's sweep plot with matplotlib: r against kept entries (log axis,
     0 drawn at 1), each point labelled with its lambda where no other label or
-    the line runs (``_label_offsets``), the x range padded so that none is clipped."""
+    the line runs (``label_offsets``), the x range padded so that none is clipped."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.6))
     xs = [max(int(k), 1) for k in kept]
     ax.plot(xs, r, "o-")
-    for x, y, lam, w in zip(xs, r, lambdas, _label_offsets(xs, r)):
+    for x, y, lam, w in zip(xs, r, lambdas, label_offsets(xs, r)):
         ha, va, offset, _ = LABEL_PLACES[w]
         ax.annotate(f"λ={float(lam):g}", (x, y), fontsize=8, ha=ha, va=va,
                     textcoords="offset points", xytext=offset, annotation_clip=False)

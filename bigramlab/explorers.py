@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import html
 import io
-import json
 import math
 from collections.abc import Callable, Sequence
 
@@ -34,7 +33,7 @@ import plotly.io as pio
 import torch
 from IPython import get_ipython
 
-from .display import (LABEL_PLACES, _argsort_desc, _label_offsets, plot_lambda_sweep,
+from .display import (LABEL_PLACES, argsort_desc, label_offsets, plot_lambda_sweep,
                       plot_next_tokens, token_label)
 from .methods.bigrams import context_counts
 
@@ -181,7 +180,7 @@ def bigram_explorer(bigram, tokenizer, k: int = 10, n_contexts: int = 30) -> Exp
     and any number of bars, computed from ``bigram`` on demand."""
     V = bigram.vocab_size
     counts = context_counts(bigram)[:V].cpu()
-    top = [i for i in _argsort_desc(counts)[:n_contexts].tolist() if counts[i] > 0]
+    top = [i for i in argsort_desc(counts)[:n_contexts].tolist() if counts[i] > 0]
     contexts = [bigram.start_id, *top]
     probs, ids = bigram.top_next(torch.tensor(contexts), k)
     entropy = bigram.entropy().cpu()
@@ -264,7 +263,7 @@ def lambda_sweep_explorer(lambdas, kept, r, ce=None, *, threshold: float = 0.95)
                          "value per lambda")
     xs = [max(k, 1) for k in kept]
     names = [f"λ={lam:g}" for lam in lambdas]
-    where = _label_offsets(xs, r)
+    where = label_offsets(xs, r)
     titles, lines = [], []
     for name, k, rr, c in zip(names, kept, r, ce):
         extra = "" if c is None else f", CE to bigram {c:.3f}"
@@ -384,8 +383,3 @@ def checkpoint_explorer(checkpoints: Sequence[str], counts, kinds: Sequence[str]
                              titles, lines, list(kinds),
                              [f"layer {layer}" for layer in range(counts.shape[1])],
                              "kind of matrix", "layer", "share of the subnetwork", "checkpoint: ")
-
-
-def figure_json(explorer: Explorer) -> dict:
-    """The figure as plain JSON (what the page's ``Plotly.newPlot`` receives)."""
-    return json.loads(explorer.figure.to_json())

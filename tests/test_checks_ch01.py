@@ -89,6 +89,22 @@ def count_context_not_shifted(seqs, V):
     return torch.bincount((seqs * V + seqs).reshape(-1), minlength=(V + 1) * V).view(V + 1, V)
 
 
+def count_shift_aliased(seqs, V):
+    """ctx = seqs; ctx[:, 1:] = seqs[:, :-1]: ctx is the caller's tensor, shifted in place."""
+    ctx = seqs
+    ctx[:, 1:] = seqs[:, :-1].clone()
+    return count_loops(seqs, V)
+
+
+def count_probabilities(seqs, V):
+    c = count_loops(seqs, V).double()
+    return c / c.sum(1, keepdim=True).clamp(min=1)
+
+
+def count_seen_or_not(seqs, V):
+    return (count_loops(seqs, V) > 0).long()
+
+
 def probs_no_backoff(counts):
     c = counts.double()
     return c / c.sum(1, keepdim=True)
@@ -115,6 +131,30 @@ def probs_in_place(counts):
     return out
 
 
+def probs_columns(counts):
+    c = counts.double()
+    return c / c.sum(0, keepdim=True)
+
+
+def probs_integer_division(counts):
+    tot = counts.sum(1, keepdim=True).clamp(min=1)
+    return counts // tot
+
+
+def probs_add_one(counts):
+    c = counts.double()
+    return (c + 1) / (c.sum(1, keepdim=True) + c.shape[1])
+
+
+def probs_unigram_from_row_sums(counts):
+    """The back-off row taken from the row sums (contexts) instead of the column sums."""
+    c = counts.double()
+    V = c.shape[1]
+    uni = c.sum(1)[:V]
+    tot = c.sum(1, keepdim=True)
+    return torch.where(tot > 0, c / tot.clamp(min=1), (uni / uni.sum()).expand_as(c))
+
+
 def surprisal_nats(probs, ids):
     return surprisal_loops(probs, ids) * math.log(2)
 
@@ -130,6 +170,72 @@ def surprisal_swapped(probs, ids):
 
 def surprisal_clamped(probs, ids):
     return surprisal_loops(probs.clamp(min=1e-9), ids)
+
+
+def surprisal_log10(probs, ids):
+    return -torch.log10(probs[ids[:, :-1], ids[:, 1:]])
+
+
+def surprisal_probabilities(probs, ids):
+    return probs[ids[:, :-1], ids[:, 1:]]
+
+
+def surprisal_nan_to_num(probs, ids):
+    return torch.nan_to_num(-torch.log2(probs[ids[:, :-1], ids[:, 1:]]))
+
+
+def surprisal_flat(probs, ids):
+    return -torch.log2(probs[ids[:, :-1], ids[:, 1:]]).reshape(-1)
+
+
+def _prepared(lm, bg, inf):
+    lm = np.asarray(lm, dtype=float).ravel().copy()
+    bg = np.asarray(bg, dtype=float).ravel().copy()
+    if inf == "max":
+        bg[np.isinf(bg)] = bg[~np.isinf(bg)].max()
+    else:
+        keep = ~np.isinf(bg)
+        lm, bg = lm[keep], bg[keep]
+    return lm, bg
+
+
+def correlation_spearman(lm, bg, inf):
+    return stats.spearmanr(*_prepared(lm, bg, inf)).statistic
+
+
+def correlation_squared(lm, bg, inf):
+    return correlation_np(lm, bg, inf) ** 2
+
+
+def correlation_covariance(lm, bg, inf):
+    return float(np.cov(*_prepared(lm, bg, inf))[0, 1])
+
+
+def correlation_max_per_row(lm, bg, inf):
+    if inf == "drop":
+        return correlation_np(lm, bg, inf)
+    bg = np.asarray(bg, dtype=float).copy()
+    for row in bg:
+        row[np.isinf(row)] = row[~np.isinf(row)].max()
+    return stats.pearsonr(np.asarray(lm, dtype=float).ravel(), bg.ravel())[0]
+
+
+def correlation_inf_to_zero(lm, bg, inf):
+    if inf == "drop":
+        return correlation_np(lm, bg, inf)
+    bg = np.asarray(bg, dtype=float).copy()
+    bg[np.isinf(bg)] = 0.0
+    return stats.pearsonr(np.asarray(lm, dtype=float).ravel(), bg.ravel())[0]
+
+
+def correlation_max_of_lm(lm, bg, inf):
+    """inf replaced by the LM's largest surprisal (the wrong array's maximum)."""
+    if inf == "drop":
+        return correlation_np(lm, bg, inf)
+    lm = np.asarray(lm, dtype=float).ravel()
+    bg = np.asarray(bg, dtype=float).ravel().copy()
+    bg[np.isinf(bg)] = lm.max()
+    return stats.pearsonr(lm, bg)[0]
 
 
 def correlation_ignores_inf(lm, bg, inf):
@@ -154,16 +260,33 @@ WRONG = [
     ("count", count_across_sequences, "must not cross"),
     ("count", count_context_shifted_wrong_way, "shifted the wrong way"),
     ("count", count_context_not_shifted, "the token itself"),
+    ("count", count_shift_aliased, "changed the tensor you were given"),
+    ("count", count_probabilities, "those are probabilities"),
+    ("count", count_seen_or_not, "count every occurrence"),
     ("probs", probs_no_backoff, "back off to the unigram"),
     ("probs", probs_uniform_backoff, "uniform 1/V"),
     ("probs", probs_unigram_without_start, "start row included"),
     ("probs", probs_in_place, "changed the counts"),
+    ("probs", probs_columns, "wrong axis"),
+    ("probs", probs_integer_division, "integers"),
+    ("probs", probs_add_one, "no smoothing"),
+    ("probs", probs_unigram_from_row_sums, "column sums of the counts"),
     ("surprisal", surprisal_nats, "nats"),
     ("surprisal", surprisal_all_positions, "n - 1 surprisals"),
     ("surprisal", surprisal_swapped, "index the row by the current"),
     ("surprisal", surprisal_clamped, "+inf"),
+    ("surprisal", surprisal_log10, "log base 10"),
+    ("surprisal", surprisal_probabilities, "probabilities themselves"),
+    ("surprisal", surprisal_nan_to_num, "+inf"),
+    ("surprisal", surprisal_flat, "right number of values"),
     ("correlation", correlation_ignores_inf, "NaN"),
     ("correlation", correlation_modes_swapped, "gave the"),
+    ("correlation", correlation_spearman, "Spearman"),
+    ("correlation", correlation_squared, "r squared"),
+    ("correlation", correlation_covariance, "covariance"),
+    ("correlation", correlation_max_per_row, "not per sequence"),
+    ("correlation", correlation_inf_to_zero, "not by 0"),
+    ("correlation", correlation_max_of_lm, "expected r ="),
 ]
 
 

@@ -60,6 +60,19 @@ def count_with_embeddings(model):
     return count_right(model) + model.get_input_embeddings().weight.numel()
 
 
+def count_with_layer_norms(model):
+    return count_right(model) + sum(p.numel() for n, p in model.named_parameters()
+                                    if ("norm" in n or ".ln_" in n)
+                                    and (".layers." in n or ".h." in n))
+
+
+def count_linear_blocks_only(model):
+    """nn.Linear weights outside the unembedding: GPT-NeoX's blocks, nothing of GPT-2's."""
+    return sum(m.weight.numel() for n, m in model.named_modules()
+               if isinstance(m, torch.nn.Linear) and "lm_head" not in n
+               and "embed_out" not in n) or count_linear(model)
+
+
 # --- Exercise 2.2 -------------------------------------------------------------
 
 def slice_right(weight, head, kind, n_heads):
@@ -83,6 +96,39 @@ def slice_kqv_order(weight, head, kind, n_heads):  # per head, but [k q v]
     hs = weight.shape[1] // n_heads
     start = (3 * head + "kqv".index(kind)) * hs
     return weight[start:start + hs]
+
+
+def slice_head_size_from_rows(weight, head, kind, n_heads):
+    hs = weight.shape[0] // n_heads  # 3 * head_size
+    start = (3 * head + "qkv".index(kind)) * (weight.shape[1] // n_heads)
+    return weight[start:start + hs]
+
+
+def slice_whole_head(weight, head, kind, n_heads):
+    hs = weight.shape[1] // n_heads
+    return weight[3 * head * hs:3 * (head + 1) * hs]
+
+
+def slice_columns(weight, head, kind, n_heads):
+    hs = weight.shape[1] // n_heads
+    start = "qkv".index(kind) * hs
+    return weight[:, head * hs:(head + 1) * hs] if start == 0 else weight[:, start:start + hs]
+
+
+def slice_head_one_based(weight, head, kind, n_heads):
+    return slice_right(weight, (head + 1) % n_heads, kind, n_heads)
+
+
+def slice_view_wrong_order(weight, head, kind, n_heads):
+    """view(n_heads, head_size, 3, d): the [q k v] axis put last (rows interleaved)."""
+    d = weight.shape[1]
+    return weight.view(n_heads, d // n_heads, 3, d)[head, :, "qkv".index(kind)]
+
+
+def slice_view_blocks(weight, head, kind, n_heads):
+    """view(3, n_heads, head_size, d): the [Q|K|V] layout again, by reshaping."""
+    d = weight.shape[1]
+    return weight.view(3, n_heads, d // n_heads, d)["qkv".index(kind), head]
 
 
 # --- Exercise 2.3 -------------------------------------------------------------
@@ -119,6 +165,28 @@ def lens_off_by_one(model, input_ids, layer, position):
     return lens_right(model, input_ids, min(layer + 1, n), position)
 
 
+def lens_previous_position(model, input_ids, layer, position):
+    return lens_right(model, input_ids, layer, max(position - 1, 0) if position else 1)
+
+
+def lens_all_positions(model, input_ids, layer, position):
+    with torch.no_grad():
+        states = model(input_ids, output_hidden_states=True).hidden_states
+        h = states[layer][0]
+        if layer < len(states) - 1:
+            h = final_layer_norm(model)(h)
+        return unembedding(model)(h)
+
+
+def lens_model_logits(model, input_ids, layer, position):
+    with torch.no_grad():
+        return model(input_ids).logits[0, position]
+
+
+def lens_batch_dim(model, input_ids, layer, position):
+    return lens_right(model, input_ids, layer, position)[None]
+
+
 CHECKS = {
     "count": (checks.check_count_maskable, count_right),
     "slice": (checks.check_head_slice, slice_right),
@@ -133,13 +201,25 @@ WRONG = [
     ("count", count_mlp_only, "MLP matrices only"),
     ("count", count_first_block, "you counted one block"),
     ("count", count_with_embeddings, "never masked"),  # GPT-NeoX: as large as lm_head
+    ("count", count_with_layer_norms, "layer norms"),
+    ("count", count_linear_blocks_only, "Conv1D"),
     ("slice", slice_qkv_blocks, "[Q all heads | K | V]"),
     ("slice", slice_transposed, "transpose"),
     ("slice", slice_kqv_order, "instead of head"),
+    ("slice", slice_head_size_from_rows, "head_size is d_model / n_heads"),
+    ("slice", slice_whole_head, "3 * head_size"),
+    ("slice", slice_columns, "you sliced columns"),
+    ("slice", slice_head_one_based, "instead of head"),
+    ("slice", slice_view_wrong_order, "values differ"),
+    ("slice", slice_view_blocks, "[Q all heads | K | V]"),
     ("lens", lens_norm_twice, "final layer norm twice"),
     ("lens", lens_no_norm, "apply the final layer norm"),
     ("lens", lens_probs, "not (log-)probabilities"),
     ("lens", lens_off_by_one, "you read layer"),
+    ("lens", lens_previous_position, "you read position"),
+    ("lens", lens_all_positions, "every position"),
+    ("lens", lens_model_logits, "the model's own output logits"),
+    ("lens", lens_batch_dim, "right values, but return shape"),
 ]
 
 

@@ -149,6 +149,95 @@ def kept_mlp_only(model, mask):
     return kept_per_layer(model, {n: m for n, m in mask.items() if "mlp" in n})
 
 
+def soft_mask_in_place(s, T):
+    return s.mul_(T).sigmoid_()
+
+
+def soft_mask_exp(s, T):
+    """exp(Ts) / (1 + exp(Ts)): right on paper, inf / inf = NaN for a large T * s."""
+    e = torch.exp(T * s)
+    return e / (1 + e)
+
+
+def soft_mask_tanh(s, T):
+    return torch.tanh(T * s)
+
+
+def soft_mask_tanh_half(s, T):
+    """sigmoid(x) = (1 + tanh(x / 2)) / 2, with the / 2 inside forgotten."""
+    return (1 + torch.tanh(T * s)) / 2
+
+
+def penalty_in_place(soft, lam):
+    for m in soft.values():
+        m.mul_(lam)
+    return sum(float(m.double().sum()) for m in soft.values()) / sum(
+        m.numel() for m in soft.values())
+
+
+def penalty_negative(soft, lam):
+    return -density_penalty(soft, lam)
+
+
+def penalty_per_matrix_count(soft, lam):
+    return lam * sum(float(m.double().sum()) for m in soft.values()) / len(soft)
+
+
+def temperature_one_short(step, growth):
+    return growth ** (step - 1)
+
+
+def temperature_exp_approx(step, growth):
+    return math.exp((growth - 1) * step)
+
+
+def temperature_int(step, growth):
+    return int(growth ** step)
+
+
+def temperature_rate(step, growth):
+    return (1 + growth) ** step
+
+
+def stop_inverted(soft):
+    return not should_stop(soft)
+
+
+def stop_one_percent_as_one(soft):
+    undecided = sum(int(((m > 0.1) & (m < 0.9)).sum()) for m in soft.values())
+    above = sum(int((m > 0.9).sum()) for m in soft.values())
+    return undecided < above
+
+
+def stop_no_lower_bound(soft):
+    """Undecided taken as everything below 0.9 (the dropped entries too)."""
+    undecided = sum(int((m < 0.9).sum()) for m in soft.values())
+    above = sum(int((m > 0.9).sum()) for m in soft.values())
+    return undecided < 0.01 * above
+
+
+def kept_dropped(model, mask):
+    return kept_per_layer(model, {n: ~m for n, m in mask.items()})
+
+
+def kept_attention_only(model, mask):
+    return kept_per_layer(model, {n: m if ("attn" in n or "attention" in n)
+                                  else torch.zeros_like(m) for n, m in mask.items()})
+
+
+def kept_list(model, mask):
+    out = kept_per_layer(model, mask)
+    return [out[k] for k in sorted(out)]
+
+
+def kept_per_matrix(model, mask):
+    return {name: int(m.sum()) for name, m in mask.items()}
+
+
+def kept_one_based(model, mask):
+    return {k + 1: v for k, v in kept_per_layer(model, mask).items()}
+
+
 CHECKS = {
     "soft_mask": (checks.check_soft_mask, soft_mask),
     "penalty": (checks.check_density_penalty, density_penalty),
@@ -181,6 +270,25 @@ WRONG = [
     ("kept", kept_shares, "shares"),
     ("kept", kept_all_entries, "all entries"),
     ("kept", kept_mlp_only, "layer 0 keeps"),
+    ("kept", kept_dropped, "dropped entries"),
+    ("kept", kept_attention_only, "attention matrices only"),
+    ("kept", kept_list, "got a list"),
+    ("kept", kept_per_matrix, "the keys are layer numbers"),
+    ("kept", kept_one_based, "numbered from 0"),
+    ("soft_mask", soft_mask_in_place, "changed the tensor you were given"),
+    ("soft_mask", soft_mask_exp, "NaN"),
+    ("soft_mask", soft_mask_tanh, "negative entries"),
+    ("soft_mask", soft_mask_tanh_half, "differs from sigmoid(T * s)"),
+    ("penalty", penalty_in_place, "changed the mask you were given"),
+    ("penalty", penalty_negative, "not minus"),
+    ("penalty", penalty_per_matrix_count, "not by the number of matrices"),
+    ("temperature", temperature_one_short, "off by one"),
+    ("temperature", temperature_exp_approx, "approximation"),
+    ("temperature", temperature_int, "you rounded T"),
+    ("temperature", temperature_rate, "not a rate"),
+    ("stop", stop_inverted, "the opposite"),
+    ("stop", stop_one_percent_as_one, "1% is 0.01"),
+    ("stop", stop_no_lower_bound, "between 0.1 and 0.9"),
 ]
 
 

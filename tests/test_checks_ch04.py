@@ -163,6 +163,47 @@ def without_mlp_substring(model, mask, layer):
     return out
 
 
+def without_mlp_out_only(model, mask, layer):
+    out = dict(mask)
+    for name in mask:
+        if f".{layer}.mlp." in name and ("4h_to_h" in name or "mlp.c_proj" in name):
+            out[name] = torch.zeros_like(mask[name])
+    return out
+
+
+def without_mlp_whole_layer(model, mask, layer):
+    out = dict(mask)
+    for name in mask:
+        if f".{layer}." in name:
+            out[name] = torch.zeros_like(mask[name])
+    return out
+
+
+def without_mlp_kept(model, mask, layer):
+    out = dict(mask)
+    for name in mask:
+        if f".{layer}.mlp." in name:
+            out[name] = torch.ones_like(mask[name])
+    return out
+
+
+def without_mlp_every_layer(model, mask, layer):
+    return {n: torch.zeros_like(m) if ".mlp." in n else m for n, m in mask.items()}
+
+
+def without_mlp_one_based(model, mask, layer):
+    """Layers counted from 1: asked for layer l, drops the MLP named l + 1."""
+    return without_mlp(model, mask, layer + 1)
+
+
+def without_mlp_scalar_false(model, mask, layer):
+    out = dict(mask)
+    for name in mask:
+        if f".{layer}.mlp." in name:
+            out[name] = False
+    return out
+
+
 CHECKS = {
     "head": (checks.check_kept_per_head, kept_per_head),
     "overlap": (checks.check_overlap_summary, overlap_summary),
@@ -189,6 +230,12 @@ WRONG = [
     ("mlp", without_mlp_in_place, "changed the mask you were given"),
     ("mlp", without_mlp_in_only, "should be all False"),
     ("mlp", without_mlp_substring, "also dropped the MLP of layer 11"),
+    ("mlp", without_mlp_out_only, "should be all False"),
+    ("mlp", without_mlp_whole_layer, "whole layer"),
+    ("mlp", without_mlp_kept, "KEPT"),
+    ("mlp", without_mlp_every_layer, "every layer"),
+    ("mlp", without_mlp_one_based, "numbered from 0"),
+    ("mlp", without_mlp_scalar_false, "not a single False"),
 ]
 
 

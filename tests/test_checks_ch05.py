@@ -93,6 +93,64 @@ def attention_share_of_sizes(model, mask):
     return attn / sum(m.numel() for m in mask.values())
 
 
+def attention_share_percent(model, mask):
+    return 100 * attention_share(model, mask)
+
+
+def attention_share_by_word(model, mask):
+    """'attention' in the name: right for GPT-NeoX, nothing on GPT-2 (attn.*)."""
+    kept = sum(int(m.sum()) for m in mask.values())
+    attn = sum(int(m.sum()) for n, m in mask.items() if "attention" in n)
+    return attn / kept if kept else 0.0
+
+
+def attention_share_c_proj(model, mask):
+    """'c_proj' matches mlp.c_proj too."""
+    kept = sum(int(m.sum()) for m in mask.values())
+    keys = ("query_key_value", "attention.dense", "c_attn", "c_proj")
+    attn = sum(int(m.sum()) for n, m in mask.items() if any(a in n for a in keys))
+    return attn / kept if kept else 0.0
+
+
+def persistence_swapped(earlier, final):
+    observed, chance = persistence(earlier, final)
+    return chance, observed
+
+
+def persistence_percent(earlier, final):
+    observed, chance = persistence(earlier, final)
+    return 100 * observed, 100 * chance
+
+
+def persistence_jaccard(earlier, final):
+    both = sum(int((earlier[k] & final[k]).sum()) for k in final)
+    either = sum(int((earlier[k] | final[k]).sum()) for k in final)
+    return both / either, persistence(earlier, final)[1]
+
+
+def persistence_share_of_all(earlier, final):
+    both = sum(int((earlier[k] & final[k]).sum()) for k in final)
+    return both / sum(m.numel() for m in final.values()), persistence(earlier, final)[1]
+
+
+def trend_squared(steps, values):
+    return trend(steps, values) ** 2
+
+
+def trend_result_object(steps, values):
+    from scipy import stats
+    return stats.spearmanr(steps, values)
+
+
+def trend_corrcoef_matrix(steps, values):
+    import numpy as np
+    return np.corrcoef(ranks(steps), ranks(values))
+
+
+def trend_steps_unranked(steps, values):
+    return pearson(steps, ranks(values))
+
+
 def trend_p_value(steps, values):
     from scipy import stats
     return stats.spearmanr(steps, values).pvalue
@@ -124,6 +182,17 @@ WRONG = [
     ("attention", attention_over_mlp, "not by the MLP's"),
     ("attention", attention_share_without_o, "(o) is attention too"),
     ("attention", attention_share_of_sizes, "not the matrices' sizes"),
+    ("attention", attention_share_percent, "not a percentage"),
+    ("attention", attention_share_by_word, "no GPT-2 matrix has 'attention'"),
+    ("attention", attention_share_c_proj, "mlp.c_proj too"),
+    ("persistence", persistence_swapped, "in that order"),
+    ("persistence", persistence_percent, "not percentages"),
+    ("persistence", persistence_jaccard, "Jaccard"),
+    ("persistence", persistence_share_of_all, "not by all entries"),
+    ("trend", trend_squared, "squared"),
+    ("trend", trend_result_object, ".statistic"),
+    ("trend", trend_corrcoef_matrix, "entry [0, 1]"),
+    ("trend", trend_steps_unranked, "rank BOTH lists"),
     ("persistence", persistence_of_earlier, "final subnetwork's kept entries"),
     ("persistence", persistence_pooled_chance, "density differs per matrix"),
     ("persistence", persistence_as_dict, "you returned a dict with keys ['chance', 'observed']"),

@@ -110,6 +110,38 @@ def ridge_transposed(x, y, alpha):
     return a.T, b
 
 
+def ridge_mean_loss(x, y, alpha):
+    """sklearn-style scaling slip: the penalty added to the MEAN squared error."""
+    x, y = np.asarray(x), np.asarray(y)
+    mx, my = x.mean(0), y.mean(0)
+    xc, yc = x - mx, y - my
+    a = np.linalg.solve(xc.T @ xc / len(x) + alpha * np.eye(x.shape[1]), xc.T @ yc / len(x)).T
+    return a, my - a @ mx
+
+
+def recall_count(logits, labels, k):
+    return recall_at_k(logits, labels, k) * len(labels)
+
+
+def recall_percent(logits, labels, k):
+    return 100 * recall_at_k(logits, labels, k)
+
+
+def recall_over_vocab(logits, labels, k):
+    return recall_at_k(logits, labels, k) * len(labels) / np.asarray(logits).shape[1]
+
+
+def recall_ascending(logits, labels, k):
+    """argsort ascending: rank 0 is the smallest logit."""
+    logits, labels = np.asarray(logits), np.asarray(labels)
+    return float(np.mean([(row < row[label]).sum() < k for row, label in zip(logits, labels)]))
+
+
+def recall_topk(logits, labels, k):
+    top = torch.as_tensor(logits).topk(k, dim=1).indices
+    return float((top == torch.as_tensor(labels)[:, None]).any(1).double().mean())
+
+
 def recall_off_by_one(logits, labels, k):
     return recall_at_k(logits, labels, k + 1)
 
@@ -147,9 +179,15 @@ WRONG = [
     ("ridge", ridge_alpha_everywhere, "diagonal only"),
     ("ridge", ridge_intercept_mean_y, "mean(y) only"),
     ("ridge", ridge_intercept_untransposed, "not mean(x) @ A"),
+    ("ridge", ridge_mean_loss, "MEAN squared error"),
     ("recall", recall_off_by_one, "off by one"),
     ("recall", recall_ties_against, "strictly larger"),
     ("recall", recall_top1_only, "top-1 accuracy"),
+    ("recall", recall_count, "number of hits"),
+    ("recall", recall_percent, "not a percentage"),
+    ("recall", recall_over_vocab, "not by the vocabulary size"),
+    ("recall", recall_ascending, "SMALLEST logit"),
+    ("recall", recall_topk, "topk breaks ties"),
 ]
 
 

@@ -97,6 +97,13 @@ def remove_smallest(cov, k):
     return (vecs * vals) @ vecs.T
 
 
+def remove_returns_removed(cov, k):
+    """The top components themselves (what was to be taken away)."""
+    vals, vecs = np.linalg.eigh(np.asarray(cov))
+    top = vecs[:, len(vals) - k:]
+    return (top * vals[len(vals) - k:]) @ top.T
+
+
 def remove_mean(cov, k):
     cov = np.asarray(cov)
     return cov - cov.mean() if k else cov
@@ -169,6 +176,7 @@ WRONG = [
     ("remove", remove_only_kth, "only the k-th largest"),
     ("remove", remove_rows_as_vectors, "COLUMNS of vecs"),
     ("remove", remove_unit_projection, "lambda v v^T"),
+    ("remove", remove_returns_removed, "the part you removed"),
     ("sums", covariance_over_n, "n - 1"),
     ("sums", covariance_no_mean, "mean's part"),
     ("sums", covariance_total_outer, "you subtracted total total^T"),

@@ -176,6 +176,14 @@ def tempered_no_greedy(probs, T):
     return tempered(probs, T, greedy=False)
 
 
+def tempered_wrong_axis(probs, T):
+    """p^(1/T) normalised over the columns (sum(0))."""
+    if T == 0:
+        return tempered(probs, 0)
+    w = torch.as_tensor(probs, dtype=torch.float64) ** (1 / T)
+    return w / w.sum(0, keepdim=True)
+
+
 def tempered_in_place(probs, T):
     """probs ** (1/T) renormalised, written into the caller's tensor (the notebook's loop
     over temperatures then compounds)."""
@@ -311,6 +319,7 @@ WRONG = [
     ("tempered", tempered_greedy_last_tie, "lower id"),
     ("tempered", tempered_in_place, "changed the tensor you were given"),
     ("tempered", tempered_divided, "p again"),
+    ("tempered", tempered_wrong_axis, "wrong axis"),
     ("overlap", overlap_jaccard, "not by the entries either mask keeps"),
     ("overlap", overlap_count, "share of all mask entries"),
     ("overlap", overlap_pooled, "within each matrix"),

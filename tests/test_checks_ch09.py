@@ -78,6 +78,27 @@ def probs_interpolated(seqs, V, a, b, k):
     return _probs(seqs, V, a, b, k, mix=True)
 
 
+def probs_strict_min_count(seqs, V, a, b, k):
+    """count > min_count where the rule is count >= min_count."""
+    return _probs(seqs, V, a, b, k + 1)
+
+
+def probs_counts(seqs, V, a, b, k):
+    """The kept trigrams' counts returned as they are (the division forgotten)."""
+    tri = Counter()
+    for s in seqs.tolist():
+        p3 = [V, V] + s
+        for i in range(len(p3) - 2):
+            tri[p3[i], p3[i + 1], p3[i + 2]] += 1
+    kept = {c: n for (x, y, c), n in tri.items() if (x, y) == (a, b) and n >= k}
+    if not kept:
+        return _probs(seqs, V, a, b, k)
+    out = torch.zeros(V, dtype=torch.float64)
+    for c, n in kept.items():
+        out[c] = float(n)
+    return out
+
+
 def probs_wrong_shape(seqs, V, a, b, k):
     return _probs(seqs, V, a, b, k)[None]
 
@@ -131,6 +152,19 @@ def ce_no_last(logits, ids, trigram):
 def ce_summed(logits, ids, trigram):
     logp = torch.log_softmax(logits.double(), -1)
     return float(-(_rows(ids, trigram) * logp).sum())
+
+
+def ce_wrong_axis(logits, ids, trigram):
+    """log_softmax over the positions (dim=1) instead of the vocabulary."""
+    logp = torch.log_softmax(logits.double(), 1)
+    return float(-(_rows(ids, trigram) * logp).sum(-1).mean())
+
+
+def ce_kl(logits, ids, trigram):
+    """F.kl_div: the target rows' entropy subtracted."""
+    logp = torch.log_softmax(logits.double(), -1)
+    rows = _rows(ids, trigram)
+    return float(F.kl_div(logp, rows, reduction="none").sum(-1).mean())
 
 
 # ------------------------------------------------------------ Exercise 9.3
@@ -193,6 +227,15 @@ def head_dropped(model, mask, layer, head):
     out[qkv][3 * head * hs:3 * (head + 1) * hs] = False
     out[o] = mask[o].clone()
     out[o][:, head * hs:(head + 1) * hs] = False
+    return out
+
+
+def head_q_only(model, mask, layer, head):
+    """head_size rows at 3 * head * head_size: the q rows only, k and v left out."""
+    hs, out = _head_size(model), with_head(model, mask, layer, head)
+    qkv, _ = _names(layer)
+    out[qkv] = mask[qkv].clone()
+    out[qkv][3 * head * hs:(3 * head + 1) * hs] = True
     return out
 
 
@@ -298,6 +341,22 @@ def greedy_grows_start(start, parts, score, max_steps):
     return out
 
 
+def greedy_stops_when_worse(start, parts, score, max_steps):
+    """Stops as soon as the best part no longer lowers the score."""
+    current, left, out = set(start), list(parts), []
+    while left and (max_steps is None or len(out) < max_steps):
+        left = [n for n in left if parts[n] - current]
+        if not left:
+            break
+        best = min(left, key=lambda n: score(current | parts[n]))
+        if score(current | parts[best]) >= score(current):
+            break
+        current |= parts[best]
+        left.remove(best)
+        out.append(best)
+    return out
+
+
 def greedy_no_limit(start, parts, score, max_steps):
     return greedy(start, parts, score, None)
 
@@ -317,6 +376,8 @@ WRONG = [
     ("probs", probs_one_stream, "within each sequence"),
     ("probs", probs_interpolated, "context (prev2, prev1)"),
     ("probs", probs_wrong_shape, "shape"),
+    ("probs", probs_strict_min_count, "not >"),
+    ("probs", probs_counts, "sum to 1"),
     ("ce", ce_hard_labels, "hard labels"),
     ("ce", ce_bits, "nats"),
     ("ce", ce_off_by_one, "off by one"),
@@ -324,12 +385,15 @@ WRONG = [
     ("ce", ce_no_first, "position 0"),
     ("ce", ce_no_last, "last position"),
     ("ce", ce_summed, "average"),
+    ("ce", ce_wrong_axis, "wrong axis"),
+    ("ce", ce_kl, "KL divergence"),
     ("head", head_by_blocks, "grouped per head"),
     ("head", head_o_rows, "COLUMNS"),
     ("head", head_qkv_only, "q, k and v only"),
     ("head", head_o_only, "o only"),
     ("head", head_dropped, "dropped"),
     ("head", head_in_place, "changed the mask you were given"),
+    ("head", head_q_only, "q rows only"),
     ("head", head_layer_without_dot, "trailing dot"),
     ("greedy", greedy_max, "take the minimum"),
     ("greedy", greedy_static, "ranked the parts once"),
@@ -338,6 +402,7 @@ WRONG = [
     ("greedy", greedy_last_tie, "tie"),
     ("greedy", greedy_filters_once, "redundant midway"),
     ("greedy", greedy_grows_start, "changed the set you were given"),
+    ("greedy", greedy_stops_when_worse, "stopped when the score stopped improving"),
 ]
 
 test_right_stub_and_crash, test_wrong_answers_are_named = contract_tests(CHECKS, WRONG)

@@ -8,7 +8,7 @@ cycle, on an import against the layer order
 
 (a module may import its own layer and the layers before it), on an import
 inside a function that is not an optional heavy dependency with its reason
-beside it, on an architecture-name branch outside the architecture table and
+beside it (or, in the command line, the commands once one is chosen), on an architecture-name branch outside the architecture table and
 the worlds, on a module of 400 lines or more, and on a module docstring that
 does not say which chapter teaches it.
 """
@@ -21,7 +21,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "bigramlab"
 LAYERS = ["plumbing", "methods", "worlds", "experiments", "top"]
-TOP = {"display", "explorers", "checks", "grade", "cli", ""}  # "" is bigramlab/__init__.py itself
+TOP = {"display", "explorers", "checks", "grade", "cli", "commands", "loaders", "__main__",
+       ""}  # "" is bigramlab/__init__.py itself
+#: Modules that import bigramlab modules inside a function, and why.
+LATE_IMPORTS = {"bigramlab.cli": "`bigramlab --help` answers without importing torch"}
 ARCH_NAMES = {"gpt_neox", "gpt2"}
 ARCH_ALLOWED = ("bigramlab.methods.architectures", "bigramlab.worlds")
 
@@ -145,7 +148,9 @@ def test_imports_inside_functions_are_optional_dependencies_with_a_reason():
             for sub in ast.walk(node):
                 if isinstance(sub, (ast.Import, ast.ImportFrom)):
                     where = f"{module} line {sub.lineno}"
-                    assert not resolve(module, sub), f"{where}: import bigramlab modules at the top"
+                    if module not in LATE_IMPORTS:
+                        assert not resolve(module, sub), \
+                            f"{where}: import bigramlab modules at the top"
                     assert "#" in lines[sub.lineno - 1], f"{where}: say why this import is here"
 
 

@@ -72,3 +72,33 @@ def test_quiet_transformers_silences_its_bars_not_the_hubs(tmp_path):
         pass
     assert not hf_logging.is_progress_bar_enabled()  # an off setting stays off
     hf_logging.enable_progress_bar()
+
+
+def test_entry_points_check_the_profile_once_where_it_enters():
+    """``@entry_point`` checks every Profile parameter, positional or keyword; the package
+    calls ``.unchecked`` with the Profile it already holds, and nothing else in bigramlab
+    calls ``require_profile`` (one check where a name or value enters)."""
+    import ast
+    from pathlib import Path
+
+    from bigramlab.experiments import compare_worlds, train_subnetwork
+    from bigramlab.plumbing.profiles import Profile, entry_point
+
+    @entry_point
+    def f(profile: Profile, other: Profile = None, n: int = 0):
+        return profile, other, n
+
+    p = get_profile("tiny")
+    assert f(p) == (p, None, 0) and f(profile=p, other=p, n=2) == (p, p, 2)
+    for bad in (dict(profile="tiny"), dict(profile=p, other="tiny")):
+        with pytest.raises(TypeError, match=r"get_profile\('tiny'\)"):
+            f(**bad)
+    assert f.unchecked("anything") == ("anything", None, 0)
+    with pytest.raises(TypeError, match=r"get_profile\('tiny'\)"):
+        compare_worlds(p, "tiny")
+    assert train_subnetwork.__doc__.startswith("A ``SparsifyResult``")
+    root = Path(__file__).resolve().parent.parent / "bigramlab"
+    callers = sorted(str(path.relative_to(root)) for path in root.rglob("*.py")
+                     for node in ast.walk(ast.parse(path.read_text()))
+                     if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "require_profile")
+    assert callers == ["plumbing/profiles.py"], callers

@@ -93,7 +93,22 @@ def spread() -> str:
     return "\n".join(rows)
 
 
-RENDER = {"spread": spread, "t4-table": t4_table.table, "lowmem-table": t4_table.lowmem_table,
+def kernels() -> str:
+    """The tiny profile's bigram mask trained under two CPU kernel sets, with and without
+    the mask-logit grid (``benchmarks/kernel_invariance.py``)."""
+    data = json.loads((ROOT / "benchmarks" / "results" / "kernels.json").read_text())
+    rows = ["| run | grid | steps (native / default) | kept (native / default) | "
+            "largest logit difference | identical |", "|---|---|---|---|---|---|"]
+    for name, r in sorted(data.items(), key=lambda kv: (kv[1]["steps_cap"], kv[1]["grid"])):
+        grid = "2^-24" if r["grid"] == "profile" else "none"
+        rows.append(f"| at most {r['steps_cap']} steps | {grid} | {r['steps']['native']} / "
+                    f"{r['steps']['default']} | {r['kept']['native']:,} / "
+                    f"{r['kept']['default']:,} | {r['max_logit_difference']:.1e} | "
+                    f"{'yes' if r['identical'] else 'no'} |")
+    return "\n".join(rows)
+
+
+RENDER = {"kernels": kernels, "spread": spread, "t4-table": t4_table.table, "lowmem-table": t4_table.lowmem_table,
           "release": release, "versions": versions, "quote": quote}
 
 

@@ -34,6 +34,22 @@ def notebooks(args: list[str]) -> list[Path]:
     return out
 
 
+def merge_streams(nb) -> None:
+    """Join each cell's consecutive outputs on the same stream into one: the kernel flushes
+    stdout on a timer, so one print() can arrive in two pieces on a busy machine, which
+    the book would show as two blocks and a diff as a change."""
+    for cell in nb.cells:
+        merged = []
+        for out in cell.get("outputs", []):
+            if (merged and out.output_type == "stream" and merged[-1].output_type == "stream"
+                    and merged[-1].name == out.name):
+                merged[-1].text += out.text
+            else:
+                merged.append(out)
+        if "outputs" in cell:
+            cell.outputs = merged
+
+
 def run(path: Path, out_dir: Path | None = None) -> Path:
     """Execute ``path``; write it back (and re-sync its twin), or to ``out_dir``."""
     nb = nbformat.read(path, as_version=4)
@@ -46,6 +62,7 @@ def run(path: Path, out_dir: Path | None = None) -> Path:
     print(f"executing {path} ...", flush=True)
     NotebookClient(nb, timeout=1800, kernel_name="python3", record_timing=False,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
+    merge_streams(nb)
     if out_dir is None:
         target = path
         nbformat.write(nb, target)

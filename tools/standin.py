@@ -61,7 +61,7 @@ if str(ROOT) not in sys.path:  # run as a script: the repository's package and t
 from bigramlab import build_world, cache_dir, get_profile  # noqa: E402
 from bigramlab.methods.anatomy import maskable_matrices  # noqa: E402
 from bigramlab.plumbing.profiles import PROFILES, TinyWorld  # noqa: E402
-from bigramlab.worlds.hub import RELEASED_SUBNETWORKS, _LAMBDA_TAG  # noqa: E402
+from bigramlab.worlds.hub import RELEASED_SUBNETWORKS, LAMBDA_TAG  # noqa: E402
 from bigramlab.worlds.models import make_model  # noqa: E402
 from bigramlab.worlds.tiny.build import read_passages  # noqa: E402
 from tools import standin_hub  # noqa: E402
@@ -138,7 +138,7 @@ def build(root: Path) -> dict[str, str]:
             for lam in lambdas:
                 standin_hub.write_released(
                     _released(model, lam), p.model_id,
-                    folder / f"subnetwork_dict_lambda{_LAMBDA_TAG[int(lam)]}.pickle")
+                    folder / f"subnetwork_dict_lambda{LAMBDA_TAG[int(lam)]}.pickle")
         done.write_text(json.dumps({"seconds": round(time.perf_counter() - t, 1)}))
     return {"HF_HOME": str(root / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1", "BIGRAMLAB_PROFILE": STANDIN_PROFILES[0],

@@ -5,7 +5,13 @@ bigramlab computes itself, prints ✓ or what is wrong ("not implemented yet" fo
 an unsolved stub), returns a ``CheckResult`` (truthy iff right, shown as nothing
 in a notebook; see ``_core``), and never raises. Notebooks call them as
 ``checks.check_<name>(...)``; ``bigramlab grade`` calls them itself.
+
+The machinery they share is public here too: ``run``, ``call`` and ``Wrong`` for an
+instructor's own checks (``book/instructors.md``), ``CheckResult``, and ``wired`` and
+``GRADING`` for the grader (``bigramlab.grade``).
 """
+
+from ._core import GRADING, CheckResult, Wrong, call, run, wired
 
 from .ch00 import check_count_parameters, check_log_spaced_steps, check_tokens_per_word
 from .ch01 import (check_bigram_probs, check_correlation, check_count_bigrams,
@@ -22,7 +28,8 @@ from .ch08 import (check_five_conditions, check_overlap_row, check_row_shuffle_m
 from .ch09 import (check_greedy_add_back, check_trigram_cross_entropy, check_trigram_next_probs,
                    check_with_head)
 
-__all__ = ["check_count_parameters", "check_log_spaced_steps", "check_tokens_per_word"]
+__all__ = ["GRADING", "CheckResult", "Wrong", "call", "run", "wired"]
+__all__ += ["check_count_parameters", "check_log_spaced_steps", "check_tokens_per_word"]
 __all__ += ["check_count_bigrams", "check_bigram_probs", "check_surprisal_bits",
             "check_correlation"]
 __all__ += ["check_count_maskable", "check_head_slice", "check_logit_lens_at"]

@@ -72,6 +72,14 @@ def check_count_bigrams(fn: Callable) -> CheckResult:
                 raise Wrong(f"{what}: expected shape {(V + 1, V)}: rows are the current token "
                             "(V + 1 of them, the start row included), columns the next token (V)")
             if got.shape == want.shape and not _same(got, want):
+                rows = want.double().sum(1, keepdim=True)
+                if _same(got, torch.where(rows > 0, want.double() / rows.clamp(min=1), 0.0)) \
+                        or _same(got, want.double() / rows):
+                    raise Wrong(f"{what}: those are probabilities (each row divided by its "
+                                "sum); this exercise asks for the counts themselves")
+                if _same(got, (want > 0).to(got.dtype)):
+                    raise Wrong(f"{what}: your table is 0/1 (seen or not): count every "
+                                "occurrence, += 1 for each pair (a pair can repeat)")
                 if _same(got[:V], want[:V]):
                     raise Wrong(f"{what}: row V (the start context) must count the first token "
                                 "of every sequence")
@@ -117,6 +125,20 @@ def check_bigram_probs(fn: Callable) -> CheckResult:
                             "copy, e.g. counts.double())")
             if got.shape != want.shape:
                 expect_equal(got, want, what)
+            if not (got.is_floating_point() or got.is_complex()) and not _same(got, want):
+                raise Wrong(f"{what}: your probabilities are integers ({got.dtype}): "
+                            "integer division (//) or an int tensor; divide as floats, "
+                            "counts.double() / total")
+            c = counts.double()
+            wrong = not _same(got, want)
+            if wrong and counts.sum() and _same(got, c / c.sum(0, keepdim=True)):
+                raise Wrong(f"{what}: you normalised over the wrong axis (the columns, "
+                            "sum(0)): row a is P(. | a), so divide by the row sums, "
+                            "sum(1, keepdim=True)")
+            if wrong and counts.sum() and _same(got, (c + 1) / (c.sum(1, keepdim=True) + V)):
+                raise Wrong(f"{what}: no smoothing (add-one gives unseen pairs a "
+                            "probability): P(b | a) = C[a, b] / sum_b C[a, b], and only "
+                            "contexts never seen back off")
             if counts.sum() == 0:
                 if not _same(got, want):
                     raise Wrong(f"{what}: with no counts at all there is no unigram "
@@ -168,13 +190,22 @@ def check_surprisal_bits(fn: Callable) -> CheckResult:
                 raise Wrong(f"{what}: expected shape {tuple(want.shape)}: token t + 1 is "
                             "predicted from token t, so a sequence of n tokens has n - 1 "
                             "surprisals (the first token has none here)")
+            if got.shape != want.shape and got.numel() == want.numel():
+                raise Wrong(f"{what}: right number of values, but return shape "
+                            f"{tuple(want.shape)} (batch, seq - 1), got {tuple(got.shape)}")
             if got.shape != want.shape:
                 expect_equal(got, want, what)
+            p_next = probs[ids[:, :-1], ids[:, 1:]]
+            if _same(got, p_next):
+                raise Wrong(f"{what}: those are the probabilities themselves; surprisal is "
+                            "-log2 p")
             fin = torch.isfinite(want)
             g_fin, w_fin = got[fin].double(), want[fin].double()
             if _same(g_fin, w_fin * LN2):
                 raise Wrong(f"{what}: these are nats (natural log): surprisal in bits is "
                             "-log2 p")
+            if _same(g_fin, w_fin * math.log10(2.0)):
+                raise Wrong(f"{what}: that is log base 10: surprisal in bits is -log2 p")
             if _same(g_fin, -w_fin):
                 raise Wrong(f"{what}: surprisal is -log2 p, which is never negative")
             swapped = -torch.log2(probs[ids[:, 1:], ids[:, :-1]])
@@ -190,6 +221,38 @@ def check_surprisal_bits(fn: Callable) -> CheckResult:
 
 
 # ---------------------------------------------------------------- Exercise 1.4
+def _pearson(x: torch.Tensor, y: torch.Tensor) -> float:
+    return float(torch.corrcoef(torch.stack([x.double().ravel(), y.double().ravel()]))[0, 1])
+
+
+def _correlation_mistakes(lm, bigram, mode, want):
+    """(value, message) of the mistakes 1.4's students make."""
+    from scipy import stats
+    inf = torch.isinf(bigram)
+    top = bigram[~inf].max()
+    if mode == "max":
+        x, y = lm, torch.where(inf, top, bigram)
+    else:
+        x, y = lm[~inf], bigram[~inf]
+    lx, ly = x.double().ravel(), y.double().ravel()
+    out = [(float(stats.spearmanr(lx.numpy(), ly.numpy()).statistic),
+            "that is Spearman's rho; the exercise asks for Pearson's r of the values"),
+           (want ** 2, "that is r squared; return r itself"),
+           (float(((lx - lx.mean()) * (ly - ly.mean())).mean()),
+            "that is the covariance: divide it by both standard deviations (Pearson's r)"),
+           (float(((lx - lx.mean()) * (ly - ly.mean())).sum() / (len(lx) - 1)),
+            "that is the covariance: divide it by both standard deviations (Pearson's r)")]
+    if mode == "max":
+        row_top = torch.where(inf, -math.inf, bigram).amax(1, keepdim=True).expand_as(bigram)
+        out += [(_pearson(lm, torch.where(inf, row_top, bigram)),
+                 "replace by the largest finite surprisal over ALL positions, not per "
+                 "sequence (row)"),
+                (_pearson(lm, torch.where(inf, 0.0, bigram)),
+                 "an infinite surprisal is the MOST surprising: replace it by the largest "
+                 "finite one, not by 0")]
+    return out
+
+
 def check_correlation(fn: Callable) -> CheckResult:
     """Exercise 1.4: ``fn(lm_bits, bigram_bits, inf)`` -> Pearson r, with
     infinite bigram surprisals replaced by the largest finite one (inf="max")
@@ -214,6 +277,9 @@ def check_correlation(fn: Callable) -> CheckResult:
                 raise Wrong(f"correlation(..., inf={mode!r}) is NaN: Pearson r of arrays with "
                             "infinities is undefined: replace or drop them first")
             if abs(got - r[mode]) > 1e-6:
+                for value, message in _correlation_mistakes(lm, bigram, mode, r[mode]):
+                    if abs(got - value) < 1e-6:
+                        raise Wrong(f"correlation(..., inf={mode!r}): {message}")
                 if abs(got - r[other]) < 1e-6:
                     how = ("replace each infinite bigram surprisal by the largest finite one, "
                            "keep every position") if mode == "max" else \

@@ -88,6 +88,11 @@ def check_count_maskable(fn: Callable) -> CheckResult:
             if got == want - attention:
                 raise Wrong(f"{where} you counted the MLP matrices only; the attention's "
                             "query_key_value and output matrices are maskable too")
+            norms = sum(p.numel() for n, p in params.items() if ("norm" in n or ".ln_" in n)
+                        and (".layers." in n or ".h." in n))
+            if got in (want + norms, want + norms // 2):
+                raise Wrong(f"{where} you counted the layer norms' parameters too: they are "
+                            "never masked, only the four weight matrices of every block")
             layers = 1 + max(m.layer for m in mats)
             if layers > 1 and got * layers == want:
                 raise Wrong(f"{where} you counted one block; count the matrices of every "
@@ -126,6 +131,17 @@ def check_head_slice(fn: Callable) -> CheckResult:
                         raise Wrong(f"{what}: you returned the transpose, shape {tuple(got.shape)};"
                                     f" GPT-NeoX weights are nn.Linear (out, in): return rows, "
                                     f"shape ({hs}, {d})")
+                    if got.shape == (3 * hs, d):
+                        together = ("you returned the head's q, k and v rows together; "
+                                    if _same(got, weight[3 * head * hs:3 * (head + 1) * hs])
+                                    else "")
+                        raise Wrong(f"{what}: {together}{3 * hs} rows, 3 * head_size: "
+                                    f"head_size is d_model / n_heads = weight.shape[1] // "
+                                    f"n_heads = {hs} (weight.shape[0] is 3 * d_model); return "
+                                    f"the {hs} rows of {kind!r}")
+                    if got.shape == (weight.shape[0], hs):
+                        raise Wrong(f"{what}: you sliced columns; nn.Linear stores (out, in), "
+                                    f"and q, k and v are outputs: slice rows, shape ({hs}, {d})")
                     if got.shape != want.shape:
                         raise Wrong(f"{what}: expected shape ({hs}, {d}), got {tuple(got.shape)}")
                     j = "qkv".index(kind)
@@ -177,6 +193,10 @@ def check_logit_lens_at(fn: Callable) -> CheckResult:
                 want = lens[layer, pos]
                 if _same(got, want):
                     continue
+                if got.shape == lens[layer].shape:
+                    raise Wrong(f"{what}: you returned every position ({tuple(got.shape)}); "
+                                f"return the logits at position {pos} only, shape "
+                                f"{tuple(want.shape)}")
                 if got.numel() == want.numel() and got.shape != want.shape:
                     got = got.reshape(want.shape)
                     if _same(got, want):
@@ -196,6 +216,13 @@ def check_logit_lens_at(fn: Callable) -> CheckResult:
                     raise Wrong(f"{what}: apply the final layer norm before the unembedding")
                 if _same(got, torch.log_softmax(want, -1)) or _same(got, torch.softmax(want, -1)):
                     raise Wrong(f"{what}: return the logits themselves, not (log-)probabilities")
+                if layer != n_layers and _same(got, lens[n_layers, pos]):
+                    raise Wrong(f"{what}: those are the model's own output logits (the last "
+                                f"layer); read hidden state {layer}")
+                for p2 in (pos - 1, pos + 1):
+                    if 0 <= p2 < _SEQ and _same(got, lens[layer, p2]):
+                        raise Wrong(f"{what}: you read position {p2}; the lens at position "
+                                    f"{pos} is hidden_states[{layer}][0, {pos}]")
                 for other in (layer - 1, layer + 1):
                     if 0 <= other <= n_layers and _same(got, lens[other, pos]):
                         raise Wrong(f"{what}: you read layer {other}: hidden state 0 is the "

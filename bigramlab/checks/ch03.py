@@ -8,10 +8,12 @@ The answers come from bigramlab itself: ``sparsify.soft_masks``,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 
+from ..methods.anatomy import maskable_matrices
 from ..methods.sparsify import density_penalty, should_stop, soft_masks
 from ._core import CheckResult, Wrong, call, random_subnetwork, rng, run, small_model
 
@@ -52,6 +54,12 @@ def check_soft_mask(fn: Callable) -> CheckResult:
             got = _tensor(call(fn, s.clone(), T), f"soft_mask(s, T={T})")
             if got.shape != want.shape:
                 raise Wrong(f"soft_mask: expected shape {tuple(want.shape)}, got {tuple(got.shape)}")
+            if torch.isnan(got.double()).any():
+                raise Wrong(f"at T = {T} your mask has NaN: exp(T * s) overflows for a large "
+                            "T * s (inf / inf); use torch.sigmoid(T * s), which is stable")
+            if (got.double() < 0).any():
+                raise Wrong(f"at T = {T} your mask has negative entries: a soft mask lies "
+                            "between 0 and 1 (tanh gives -1..1; the sigmoid is the squashing)")
             if torch.allclose(got.float(), torch.sigmoid(s / T), atol=1e-6) and T != 1.0:
                 raise Wrong(f"at T = {T} you divided by the temperature: the mask is "
                             "sigmoid(T * s), and a growing T pushes it towards 0 or 1")
@@ -91,7 +99,14 @@ def check_density_penalty(fn: Callable) -> CheckResult:
                             "not depend on the model's size")
             if abs(got - want) <= 1e-5 * max(1.0, abs(want)):
                 continue
+            if want and abs(got + want) <= 1e-5 * max(1.0, abs(want)):
+                raise Wrong("the penalty is added to the loss: +lambda * mean(soft), not "
+                            "minus (a negative penalty rewards keeping weights)")
             n = sum(m.numel() for m in soft.values())
+            if lam and abs(got - lam * sum(float(m.sum()) for m in soft.values()) / len(soft)) \
+                    <= 1e-5 * max(1.0, abs(got)):
+                raise Wrong("divide by N, the number of mask entries, not by the number of "
+                            "matrices")
             total = sum(float(m.sum()) for m in soft.values())
 
             def near(x):
@@ -128,12 +143,25 @@ def check_temperature(fn: Callable) -> CheckResult:
     def body():
         for step, growth in ((0, 1.001), (1, 1.001), (10, 1.01), (500, 1.01), (15_000, 1.001)):
             want = growth ** step
-            got = _float(call(fn, step, growth), f"temperature({step}, {growth})")
+            raw = call(fn, step, growth)
+            got = _float(raw, f"temperature({step}, {growth})")
             tol = _temperature_tolerance(step)
             if abs(got - want) <= tol * want:
                 continue
+            if isinstance(raw, int) and not isinstance(raw, bool) and abs(got - want) < 1:
+                raise Wrong(f"temperature({step}, {growth}) gave the integer {raw}: you rounded "
+                            "T (int(), round() or //); return the float growth ** step")
             if abs(got - growth ** (step + 1)) <= _temperature_tolerance(step + 1) * want:
                 raise Wrong("off by one: T starts at 1 (step 0) and is multiplied once per step")
+            if abs(got - growth ** (step - 1)) <= tol * want:
+                raise Wrong("off by one: T after `step` steps is growth ** step (T = 1 before "
+                            "the first step)")
+            if step and abs(got - math.exp((growth - 1) * step)) < 1e-9 * want:
+                raise Wrong("that is the approximation exp((growth - 1) * step); T is "
+                            "exactly growth ** step")
+            if step == 1 and abs(got - (1 + growth)) < 1e-9:
+                raise Wrong("growth is the factor T is multiplied by (e.g. 1.001), not a "
+                            "rate: T = growth ** step, not (1 + growth) ** step")
             if step and abs(got - (1 + (growth - 1) * step)) < 1e-9 * want and want > 1.01:
                 raise Wrong("T grows geometrically (multiplied by growth every step), "
                             "not linearly")
@@ -202,6 +230,16 @@ def check_should_stop(fn: Callable) -> CheckResult:
         if all(g == (u < 0.01 * n) for g, _, u, a, n, _ in rows):
             raise Wrong("compare the undecided entries with 1% of the entries ABOVE 0.9 "
                         "(the kept part), not with 1% of all entries")
+        if all(g == (not w) for g, w, *_ in rows):
+            raise Wrong("you returned the opposite: True means stop (fewer than 1% of the "
+                        "entries above 0.9 are undecided)")
+        if all(g == (sum(int((m < 0.9).sum()) for m in soft.values()) < 0.01 * a)
+               for g, _, u, a, n, soft in rows):
+            raise Wrong("undecided entries are those between 0.1 and 0.9: the entries below "
+                        "0.1 are decided (heading to 0), count only 0.1 < soft < 0.9")
+        if all(g == (u < a) for g, _, u, a, n, _ in rows):
+            raise Wrong("1% is 0.01: compare the undecided entries with 0.01 * (entries "
+                        "above 0.9), not with the entries above 0.9 themselves")
         if all(g == (w or a == 0) for g, w, u, a, n, _ in rows):
             raise Wrong("a mask with no entry above 0.9 (heading to empty) never stops "
                         "early: 0 undecided is not fewer than 1% of 0")
@@ -232,10 +270,27 @@ def check_kept_per_layer(fn: Callable) -> CheckResult:
             sub = random_subnetwork(model, seed=3)
             want = sub.counts_by_layer(model)
             got = call(fn, model, dict(sub))
+            if isinstance(got, (list, tuple)) or (isinstance(got, torch.Tensor) and got.dim()):
+                raise Wrong(f"expected a dict {{layer: count}}, got a {type(got).__name__}: "
+                            "key each count by its layer number")
             try:
-                got = {int(k): v for k, v in dict(got).items()}
+                got = dict(got)
             except Exception as e:
                 raise Wrong(f"expected a dict {{layer: count}}, got {type(got).__name__}") from e
+            def not_int(k):
+                try:
+                    int(k)
+                except Exception:
+                    return True
+                return False
+            bad = next((k for k in got if not_int(k)), None)
+            if bad is not None:
+                raise Wrong(f"{arch}: the keys are layer numbers, got the key {bad!r}: add up "
+                            "the matrices of each layer under its number")
+            got = {int(k): v for k, v in got.items()}
+            if set(got) == {k + 1 for k in want}:
+                raise Wrong(f"{arch}: layers are numbered from 0, as in the names: expected "
+                            f"keys {sorted(want)}, got {sorted(got)}")
             if set(got) != set(want):
                 raise Wrong(f"{arch}: expected layers {sorted(want)}, got keys {sorted(got)}")
             totals = {}
@@ -248,6 +303,16 @@ def check_kept_per_layer(fn: Callable) -> CheckResult:
             if all(abs(vals[k] - totals[k]) < 0.5 for k in want):
                 raise Wrong("you counted all entries of each layer; count only the kept ones "
                             "(True in the mask)")
+            if all(abs(vals[k] - (totals[k] - want[k])) < 0.5 for k in want):
+                raise Wrong(f"{arch}: you counted the dropped entries (False); count the kept "
+                            "ones (True)")
+            attn = {}
+            for m in maskable_matrices(model):
+                if m.role in ("qkv", "o"):
+                    attn[m.layer] = attn.get(m.layer, 0) + int(sub[m.name].sum())
+            if all(abs(vals[k] - attn.get(k, 0)) < 0.5 for k in want):
+                raise Wrong(f"{arch}: you counted the attention matrices only; a layer's two "
+                            "MLP matrices are in it too")
             for k in sorted(want):
                 if vals[k] != want[k]:
                     raise Wrong(f"{arch}: layer {k} keeps {want[k]} entries, you gave {got[k]}")

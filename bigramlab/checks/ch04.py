@@ -162,11 +162,39 @@ def check_without_mlp(fn: Callable) -> CheckResult:
             model = small_model(arch, n_layer=12)
             sub = random_subnetwork(model, seed=7)
             mats = maskable_matrices(model)
+            mats_by_name = {m.name: m for m in mats}
+            n_layers = 1 + max(m.layer for m in mats)
             for layer in (1, 0, 11, 2):
                 got = call_on_mask(lambda m, *a: fn(model, m, *a), sub, layer)
                 mlp_in = next(m for m in mats if m.role == "mlp_in")
                 hidden = mlp_in.shape[mlp_in.out_axis]
                 want = sub.drop_mlp_dims(model, layer, range(hidden))
+                if all(torch.equal(got[n], want[n]) for n in sub):
+                    continue
+
+                def same(other):
+                    return all(torch.equal(got[n], other[n]) for n in sub)
+                flat = next((n for n in sub if got[n].shape != sub[n].shape), None)
+                if flat is not None:
+                    raise Wrong(f"{arch}, layer {layer}: {flat} has shape "
+                                f"{tuple(got[flat].shape)}; each entry of the mask is a bool "
+                                f"tensor of its matrix's shape {tuple(sub[flat].shape)}: "
+                                "torch.zeros_like(mask[name]), not a single False")
+                if same(sub.drop_layer(model, layer)):
+                    raise Wrong(f"{arch}, layer {layer}: you dropped the whole layer (its "
+                                "attention too); drop only its two MLP matrices")
+                if same(sub.keep_mlp_dims(model, layer, range(hidden))):
+                    raise Wrong(f"{arch}, layer {layer}: you KEPT the MLP's entries (True); "
+                                "dropping them sets them to False")
+                if same({n: torch.zeros_like(v) if mats_by_name[n].role.startswith("mlp")
+                         else v for n, v in sub.items()}):
+                    raise Wrong(f"{arch}, layer {layer}: you dropped the MLP of every layer; "
+                                f"select layer {layer}'s two MLP matrices only")
+                for off in (layer + 1, layer - 1):
+                    if 0 <= off < n_layers and same(sub.drop_mlp_dims(model, off, range(hidden))):
+                        raise Wrong(f"{arch}, layer {layer}: you dropped the MLP of layer "
+                                    f"{off} instead: layers are numbered from 0, as in the "
+                                    "names")
                 others = sorted({m.layer for m in mats if m.layer != layer
                                  and m.role.startswith("mlp") and not torch.equal(
                                      got[m.name], want[m.name]) and not got[m.name].any()})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from scipy import stats
 
 from ..methods.overlap import overlap_stats
@@ -42,6 +43,17 @@ def check_attention_share(fn: Callable) -> CheckResult:
             got = _float(call(fn, model, dict(sub)), "attention share")
             if abs(got - want) < 1e-6:
                 continue
+            if abs(got - 100 * want) < 1e-6:
+                raise Wrong(f"{arch}: a share between 0 and 1, not a percentage")
+            kept = {n: int(m.sum()) for n, m in sub.items()}
+            if arch == "gpt2" and got == 0 and all("attention" not in n for n in sub):
+                raise Wrong(f"{arch}: no GPT-2 matrix has 'attention' in its name: its "
+                            "attention matrices are attn.c_attn and attn.c_proj")
+            c_proj = sum(v for n, v in kept.items() if any(
+                a in n for a in ("query_key_value", "attention.dense", "c_attn", "c_proj")))
+            if arch == "gpt2" and abs(got - c_proj / sub.count()) < 1e-6:
+                raise Wrong(f"{arch}: 'c_proj' is in mlp.c_proj too: you counted the MLP's "
+                            "output matrix as attention; match 'attn.c_proj'")
             if abs(got - (1 - want)) < 1e-6:
                 raise Wrong(f"{arch}: you gave the MLP share; the exercise asks for attention")
             total = sum(m.numel() for m in sub.values())
@@ -95,10 +107,21 @@ def check_persistence(fn: Callable) -> CheckResult:
             raise Wrong(f"expected a pair (observed share, chance share), got {got!r}") from e
         s = overlap_stats(earlier, final)
         want_obs, want_chance = s["share_of_b"], s["chance"] / s["kept_b"]
+        if abs(observed - want_chance) < 1e-6 and abs(chance - want_obs) < 1e-6:
+            raise Wrong("you returned (chance, observed): the pair is (observed share, "
+                        "chance share), in that order")
+        if abs(observed - 100 * want_obs) < 1e-4 and abs(chance - 100 * want_chance) < 1e-4:
+            raise Wrong("shares between 0 and 1, not percentages")
         if abs(observed - want_obs) > 1e-6:
             if abs(observed - s["share_of_a"]) < 1e-6:
                 raise Wrong("observed: divide by the final subnetwork's kept entries, "
                             "not the earlier one's")
+            if abs(observed - s["share_of_all"]) < 1e-6:
+                raise Wrong("observed: divide by the final subnetwork's kept entries, not "
+                            "by all entries of the model")
+            if abs(observed - s["both"] / (s["kept_a"] + s["kept_b"] - s["both"])) < 1e-6:
+                raise Wrong("observed: that is the Jaccard index (both / either); the share "
+                            "of the final subnetwork's kept entries is both / kept in final")
             raise Wrong(f"observed: expected {want_obs:.4f}, got {observed:.4f}")
         if abs(chance - want_chance) > 1e-6:
             n = sum(m.numel() for m in final.values())
@@ -123,7 +146,24 @@ def check_trend(fn: Callable) -> CheckResult:
     def body():
         for steps, values in cases:
             want = stats.spearmanr(steps, values).statistic
-            got = _float(call(fn, list(steps), list(values)), "trend")
+            got = call(fn, list(steps), list(values))
+            try:
+                pair = (not isinstance(got, (str, dict)) and len(got) == 2
+                        and abs(float(got[0]) - want) < 1e-6)
+            except Exception:
+                pair = False
+            if pair:
+                raise Wrong(f"on steps {steps}: spearmanr returns a result (statistic, "
+                            "pvalue); return the number: spearmanr(...).statistic")
+            try:
+                matrix = torch.as_tensor(got, dtype=torch.float64)
+                matrix = matrix.shape == (2, 2) and abs(float(matrix[0, 1]) - want) < 1e-6
+            except Exception:
+                matrix = False
+            if matrix:
+                raise Wrong(f"on steps {steps}: np.corrcoef returns the 2 x 2 correlation "
+                            "matrix; the correlation is its entry [0, 1]")
+            got = _float(got, "trend")
             if abs(got - want) < 1e-6:
                 continue
             if abs(got - stats.pearsonr(steps, values).statistic) < 1e-6:
@@ -142,5 +182,7 @@ def check_trend(fn: Callable) -> CheckResult:
                     abs(got - stats.pearsonr(steps, stats.rankdata(values)).statistic) < 1e-6:
                 raise Wrong(f"on steps {steps}: rank BOTH lists, then take Pearson's r of the "
                             "ranks")
+            if abs(got - want ** 2) < 1e-6 and abs(want) < 1:
+                raise Wrong(f"on steps {steps}: you squared it; return rho itself, not rho^2")
             raise Wrong(f"on steps {steps}, values {values}: expected {want:.4f}, got {got:.4f}")
     return run("Exercise 5.3 (trend across checkpoints)", body)

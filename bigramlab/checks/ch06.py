@@ -158,6 +158,12 @@ def check_ridge_fit(fn: Callable) -> CheckResult:
             if torch.allclose(got_a, ols, rtol=1e-6, atol=1e-8):
                 raise Wrong(f"alpha = {alpha}: A is the unpenalised least-squares fit; add "
                             "alpha * I to X^T X (centred) before solving")
+            eye = torch.eye(d, dtype=torch.float64)
+            scaled = torch.linalg.solve(xc.T @ xc / n + alpha * eye, xc.T @ (y - my) / n).T
+            if torch.allclose(got_a, scaled, rtol=1e-6, atol=1e-8):
+                raise Wrong(f"alpha = {alpha}: you penalised the MEAN squared error (X^T X / n "
+                            "+ alpha I): the loss is the summed error |Y - X A^T - b|^2 + "
+                            "alpha |A|^2, so add alpha * I to X^T X itself")
             plus = torch.linalg.solve(xc.T @ xc + alpha, xc.T @ (y - my)).T
             if torch.allclose(got_a, plus, rtol=1e-6, atol=1e-8):
                 raise Wrong("add alpha on the diagonal only (alpha * I), not to every entry of "
@@ -178,31 +184,57 @@ def check_ridge_fit(fn: Callable) -> CheckResult:
 # Exercise 6.3: recall@k
 
 
+def _recall_mistakes(logits, labels, k):
+    """(value, message) of the mistakes 6.3's students make, for one case and k."""
+    ranks = token_ranks(logits, labels)
+    share = float((ranks < k).double().mean())
+    label_logit = logits.gather(1, labels[:, None])
+    worse = (logits >= label_logit).sum(1) - 1
+    smaller = (logits < label_logit).sum(1)
+    top = logits.topk(k, dim=1).indices
+    return [
+        (float((ranks <= k).double().mean()), f"recall@{k}: off by one: rank 0 is the top "
+         f"token, so the top k are ranks 0..k-1 (rank < k)"),
+        (float((worse < k).double().mean()), f"recall@{k}: a tie goes the label's way: count "
+         "only the tokens with a strictly larger logit"),
+        (float((ranks < 1).double().mean()), f"recall@{k}: you measured top-1 accuracy; the "
+         f"label only has to be among the top {k}"),
+        (share * len(labels), f"recall@{k}: you returned the number of hits; recall is a "
+         f"share: divide by the number of rows ({len(labels)})"),
+        (100 * share, f"recall@{k}: a share between 0 and 1, not a percentage"),
+        (share * len(labels) / logits.shape[1], f"recall@{k}: divide by the number of rows "
+         "(labels), not by the vocabulary size"),
+        (float((smaller < k).double().mean()), f"recall@{k}: you ranked from the SMALLEST "
+         "logit; rank 0 is the largest logit (count the tokens with a larger logit)"),
+        (float((top == labels[:, None]).any(1).double().mean()), f"recall@{k}: topk breaks "
+         "ties by position; a tie goes the label's way: count only the tokens with a "
+         "strictly larger logit"),
+    ]
+
+
 def check_recall_at_k(fn: Callable) -> CheckResult:
     """Exercise 6.3: ``fn(logits, labels, k)`` -> share of rows whose label ranks among
-    the top k (rank = number of tokens with a strictly larger logit)."""
+    the top k (rank = number of tokens with a strictly larger logit). A mistake is named
+    only when it explains every case and k."""
 
     def body():
         g = rng(63)
         cases = [(torch.randn(40, 12, generator=g), torch.randint(0, 12, (40,), generator=g)),
                  (torch.randint(0, 3, (60, 8), generator=g).float(),  # many ties
                   torch.randint(0, 8, (60,), generator=g))]
+        rows = []  # (got, want, the mistakes' values and messages)
         for logits, labels in cases:
             ranks = token_ranks(logits, labels)
             for k in (1, 3, 5):
                 want = float(recall_at_k(ranks, (k,))[0])
                 got = _float(call(fn, logits.clone(), labels.clone(), k), f"recall@{k}")
-                if abs(got - want) < 1e-9:
-                    continue
-                if abs(got - float((ranks <= k).double().mean())) < 1e-9:
-                    raise Wrong(f"recall@{k}: off by one: rank 0 is the top token, so the top "
-                                f"k are ranks 0..k-1 (rank < k)")
-                worse = (logits >= logits.gather(1, labels[:, None])).sum(1) - 1
-                if abs(got - float((worse < k).double().mean())) < 1e-9:
-                    raise Wrong(f"recall@{k}: a tie goes the label's way: count only the tokens "
-                                "with a strictly larger logit")
-                if abs(got - float((ranks < 1).double().mean())) < 1e-9 and k > 1:
-                    raise Wrong(f"recall@{k}: you measured top-1 accuracy; the label only has "
-                                f"to be among the top {k}")
-                raise Wrong(f"recall@{k}: expected {want:.4f}, got {got:.4f}")
+                rows.append((got, want, k, _recall_mistakes(logits, labels, k)))
+        if all(abs(got - want) < 1e-9 for got, want, *_ in rows):
+            return
+        for i, (_, message) in enumerate(rows[0][3]):
+            if all(abs(got - mistakes[i][0]) < 1e-9 for got, _, _, mistakes in rows):
+                first = next(r for r in rows if abs(r[0] - r[1]) >= 1e-9)
+                raise Wrong(first[3][i][1])
+        got, want, k, _ = next(r for r in rows if abs(r[0] - r[1]) >= 1e-9)
+        raise Wrong(f"recall@{k}: expected {want:.4f}, got {got:.4f}")
     return run("Exercise 6.3 (recall@k)", body)

@@ -116,6 +116,10 @@ def check_remove_top(fn: Callable) -> CheckResult:
                 if k and torch.allclose(got, m - top @ top.T, atol=1e-8):
                     raise Wrong("subtract each component with its variance, lambda v v^T; "
                                 "v v^T alone removes only 1 of it")
+                if k and torch.allclose(got, (top * vals[len(vals) - k:]) @ top.T, atol=1e-8):
+                    raise Wrong("you returned the part you removed (the top k components); "
+                                "return the covariance without it: cov minus that part, or "
+                                "the other eigenvalues kept")
                 if k and torch.allclose(got, m - m.mean(), atol=1e-8):
                     raise Wrong("the covariance is already centred; remove the top principal "
                                 "components (largest eigenvalues), not the mean")

@@ -172,6 +172,10 @@ def check_tempered(fn: Callable) -> bool:
                             "sharpens the distribution)")
             if torch.allclose(got, tempered(probs, T, normalize=False), atol=1e-9):
                 raise Wrong(f"T = {T}: renormalise: every row must sum to 1")
+            raw = tempered(probs, T, normalize=False)
+            if torch.allclose(got, raw / raw.sum(0, keepdim=True), atol=1e-9):
+                raise Wrong(f"T = {T}: you normalised over the wrong axis (the columns): "
+                            "each ROW is a distribution over the vocabulary, sum(-1)")
             if torch.allclose(got, torch.softmax(probs / T, -1), atol=1e-9):
                 raise Wrong(f"T = {T}: softmax(p / T) treats probabilities as logits; "
                             "softmax(logits / T) equals p^(1/T) renormalised")

@@ -41,7 +41,7 @@ def _corpus(seed: int, V: int, n: int, seq: int) -> torch.Tensor:
 
 
 def _naive_probs(seqs, V, a, b, k, *, pad=True, prune=True, renorm=True, bigram=True,
-                 rows=True) -> torch.Tensor:
+                 rows=True, strict=False) -> torch.Tensor:
     """P(. | a, b) from plain counts; the keywords turn one rule off (a mistake)."""
     lists = seqs.tolist() if rows else [sum(seqs.tolist(), [])]
     tri, pairs = Counter(), Counter()
@@ -51,7 +51,7 @@ def _naive_probs(seqs, V, a, b, k, *, pad=True, prune=True, renorm=True, bigram=
         pairs.update(zip(s2, s2[1:]))
     out = torch.zeros(V, dtype=torch.float64)
     seen = {c: n for (x, y, c), n in tri.items() if (x, y) == (a, b)}
-    kept = {c: n for c, n in seen.items() if n >= k} if prune else seen
+    kept = {c: n for c, n in seen.items() if (n > k if strict else n >= k)} if prune else seen
     if kept:
         total = sum(kept.values()) if renorm else sum(seen.values())
         for c, n in kept.items():
@@ -77,6 +77,8 @@ _TRIGRAM_MISTAKES = [
     (dict(pad=False), "pad every sequence with the start placeholder V: (V, V, x0) and "
                       "(V, x0, x1) are trigrams too, and (V, x0) a bigram"),
     (dict(rows=False), "count within each sequence: a trigram never spans two rows"),
+    (dict(strict=True), "keep the trigrams seen at least min_count times (count >= "
+                        "min_count, not >)"),
 ]
 
 
@@ -104,6 +106,12 @@ def check_trigram_next_probs(fn: Callable) -> bool:
                 if all(_close(got[c], _naive_probs(seqs, V, *c, k, **flags)) for c in contexts):
                     raise Wrong(message)
             a, b = bad[0]
+            sums = {c: float(got[c].sum()) for c in contexts}
+            if any(abs(t - 1) > 1e-6 for t in sums.values()):
+                c = next(c for c in contexts if abs(sums[c] - 1) > 1e-6)
+                raise Wrong(f"V = {V}, context (prev2, prev1) = {c}: your row sums to "
+                            f"{sums[c]:.4g}; return probabilities (counts divided by the "
+                            "row's total), which sum to 1")
             want = model.next_token_probs(a, b).double()
             raise Wrong(f"V = {V}, min_count = {k}, context (prev2, prev1) = ({a}, {b}): "
                         f"expected {[round(x, 3) for x in want.tolist()]}, got "
@@ -158,6 +166,13 @@ def check_trigram_cross_entropy(fn: Callable) -> bool:
                 (_soft_ce(logits, rows, slice(None, -1)), "the last position counts too "
                  "(its target row exists; only the token after it is unknown)"),
                 (want * B * T, "average over positions, do not sum"),
+                (float(-(rows.double() * torch.log_softmax(logits.double(), 1)).sum(-1).mean()),
+                 "you normalised over the wrong axis: log_softmax over the vocabulary "
+                 "(dim=-1), not over the positions"),
+                (want + float((rows.double() * torch.log(torch.where(rows > 0, rows.double(),
+                                                                     1.0))).sum(-1).mean()),
+                 "that is the KL divergence (the trigram rows' entropy subtracted): the "
+                 "exercise asks for the cross-entropy -sum p log q"),
             ]
             for value, message in mistakes:
                 if abs(got - value) <= 1e-4 * max(1.0, abs(value)):
@@ -203,6 +218,9 @@ _HEAD_MISTAKES = [
      "columns of attention.dense (o) belong to it too"),
     (dict(qkv_rows=None, o_axis=1), "you added o only: the head's q, k and v rows of "
      "query_key_value belong to it too"),
+    (dict(qkv_rows=lambda nh, hs, h: slice(3 * h * hs, (3 * h + 1) * hs), o_axis=1),
+     "you added the head's q rows only: its k and v rows (the next 2 * head_size rows of "
+     "query_key_value, grouped [q k v] per head) belong to it too"),
     (dict(qkv_rows=_per_head, o_axis=1, keep=False), "you dropped the head (set its entries "
      "to False): adding it keeps them (True)"),
 ]
@@ -280,9 +298,11 @@ def _static(start, parts, score, max_steps, reverse=False):
     return ranked[:max_steps] if max_steps is not None else ranked
 
 
-def _greedy_variant(start, parts, score, max_steps, last_tie=False, filter_once=False):
-    """Greedy add-back with one of two mistakes: ``last_tie`` (``<=``: the part listed last
-    wins a tie), ``filter_once`` (parts that add nothing dropped against the start only)."""
+def _greedy_variant(start, parts, score, max_steps, last_tie=False, filter_once=False,
+                    stop_worse=False):
+    """Greedy add-back with one of three mistakes: ``last_tie`` (``<=``: the part listed last
+    wins a tie), ``filter_once`` (parts that add nothing dropped against the start only),
+    ``stop_worse`` (stops once the best part no longer lowers the score)."""
     current, out = set(start), []
     left = [n for n in parts if parts[n] - current]
     while left and (max_steps is None or len(out) < max_steps):
@@ -293,7 +313,7 @@ def _greedy_variant(start, parts, score, max_steps, last_tie=False, filter_once=
             s = score(current | parts[n])
             if best is None or s < best[0] or (last_tie and s == best[0]):
                 best = (s, n)
-        if best is None:
+        if best is None or (stop_worse and best[0] >= score(current)):
             break
         current |= parts[best[1]]
         left.remove(best[1])
@@ -345,6 +365,10 @@ def check_greedy_add_back(fn: Callable) -> bool:
                 raise Wrong("a part can become redundant midway (what was added since covers "
                             "it): drop parts that add nothing at every step, not only against "
                             "the start")
+            if got == _greedy_variant(start, parts, score, max_steps, stop_worse=True):
+                raise Wrong("you stopped when the score stopped improving: keep adding the "
+                            "best part until no part is left or max_steps parts were added "
+                            "(the path shows where it gets worse)")
             if max_steps is not None and len(got) > max_steps:
                 raise Wrong(f"stop after max_steps = {max_steps} additions")
             raise Wrong(f"expected the order {want}, got {got}")

@@ -9,14 +9,20 @@
   optimal-subnetwork sweep (Chapter 8);
 - ``circuits``: agreement cases in a profile's text, many subnetworks measured
   in one pass each, and the greedy add-back path (Chapter 9);
-- ``world_report``: Chapter 0's tables on the tiny world.
+- ``world_report``: Chapter 0's tables on the tiny world;
+- ``plan``: what a chapter costs on a free T4, said before it trains (``chapter_plan``);
+- ``paper_tables``: the paper's own numbers, to set beside ours.
 
-Every function takes a ``Profile``. These import ``plumbing``, ``methods`` and
-``worlds``; ``display``, ``checks`` and the CLI sit above them.
+What the chapters call is importable from here (``from bigramlab.experiments import
+train_subnetwork``). Every function takes a ``Profile``. These import ``plumbing``,
+``methods`` and ``worlds``; ``display``, ``checks`` and the CLI sit above them.
 """
 
 from .bigram import bigram_model
+from .circuits import add_back, agreement_cases, agreement_words, measure
 from .necessity import ablation, optimal_sweep
+from .paper_tables import PLATEAU_ACTIVE, SECTION_3_2
+from .plan import chapter_plan
 from .subnetworks import (TARGETS, evaluate_subnetwork, evaluate_trigram, mask_config, mask_key,
                           reference_subnetwork, train_subnetwork)
 from .trigram import trigram_model
@@ -24,4 +30,6 @@ from .world_report import compare_worlds, evaluate_world
 
 __all__ = ["bigram_model", "trigram_model", "ablation", "optimal_sweep", "TARGETS",
            "evaluate_subnetwork", "evaluate_trigram", "mask_config", "mask_key",
-           "reference_subnetwork", "train_subnetwork", "compare_worlds", "evaluate_world"]
+           "reference_subnetwork", "train_subnetwork", "compare_worlds", "evaluate_world",
+           "chapter_plan", "agreement_words", "agreement_cases", "measure", "add_back",
+           "PLATEAU_ACTIVE", "SECTION_3_2"]

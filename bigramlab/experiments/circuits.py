@@ -34,10 +34,10 @@ from ..methods.circuits import gap_closed, greedy_add_back
 from ..methods.metrics import cross_entropy_nats, lm_logits, logits_surprisal, surprisal_correlation
 from ..methods.subnetwork import Subnetwork
 from ..plumbing.inputs import check_int, check_type
-from ..plumbing.profiles import Profile, require_profile
+from ..plumbing.profiles import Profile, entry_point
 from ..worlds.loading import load_corpus, load_tokenizer
 from ..worlds.tiny.lexicon import number_words
-from .subnetworks import _loaded, _surprisal
+from .subnetworks import model_and_bigram, ngram_surprisal
 
 __all__ = ["agreement_words", "agreement_cases", "measure", "add_back"]
 
@@ -47,11 +47,12 @@ def _single_token(tokenizer, word: str) -> int | None:
     return ids[0] if len(ids) == 1 else None
 
 
+@entry_point
 def agreement_words(profile: Profile) -> dict:
     """The profile's token ids of the agreement words: ``determiners`` (id -> plural?),
     ``nouns`` (id -> (plural?, twin id); both forms single tokens), ``adjectives``
     (ids), and ``words`` (id -> the word, for printing)."""
-    tok = load_tokenizer(require_profile(profile))
+    tok = load_tokenizer(profile)
     dets, pairs, adjs = number_words()
     out = {"determiners": {}, "nouns": {}, "adjectives": [], "words": {}}
     for word, plural in dets.items():
@@ -70,20 +71,20 @@ def agreement_words(profile: Profile) -> dict:
     return out
 
 
+@entry_point
 def agreement_cases(profile: Profile, split: str = "eval", gap: int = 1) -> AgreementCases:
     """Determiner, ``gap`` tokens (1: one single-token adjective; 0: none), noun cases
     in ``split`` of the profile's text (see :func:`agreement_words`)."""
-    p = require_profile(profile)
-    w = agreement_words(p)
-    return find_agreement(load_corpus(p, split), w["determiners"], w["nouns"], gap=gap,
+    w = agreement_words.unchecked(profile)
+    return find_agreement(load_corpus(profile, split), w["determiners"], w["nouns"], gap=gap,
                           between=w["adjectives"] if gap else None,
-                          vocab_size=len(load_tokenizer(p)))
+                          vocab_size=len(load_tokenizer(profile)))
 
 
 @functools.lru_cache(maxsize=4)
 def _full_surprisal(profile_key: str, profile, checkpoint: str, n: int) -> torch.Tensor:
     """The full model's surprisals (bits) of the first ``n`` eval sequences."""
-    model, _ = _loaded(profile, checkpoint)
+    model, _ = model_and_bigram(profile, checkpoint)
     ev = load_corpus(profile, "eval")[:n]
     return torch.cat([logits_surprisal(lg, x).cpu() for x, lg in lm_logits(model, ev)])
 
@@ -112,6 +113,7 @@ def _run(model, sub, ids, cases):
     return torch.cat(parts), margins
 
 
+@entry_point
 def measure(profile: Profile, subnetworks: Mapping[str, Subnetwork | None],
             n_seqs: int | None = None, cases: AgreementCases | None = None,
             checkpoint: str | None = None) -> dict[str, dict]:
@@ -124,17 +126,16 @@ def measure(profile: Profile, subnetworks: Mapping[str, Subnetwork | None],
     trigram surprisals, infinite n-gram surprisals dropped, as Chapters 3-5
     report); with ``cases`` (found in the eval split) ``agreement``, the dict of
     ``methods.agreement.agreement_accuracy`` over the cases in those sequences."""
-    p = require_profile(profile)
     check_type("subnetworks", subnetworks, Mapping, "pass a dict name -> Subnetwork (None: "
                "the full model)", where="measure: ")
-    checkpoint = checkpoint or p.final_checkpoint
-    model, bigram = _loaded(p, checkpoint)
-    ev = load_corpus(p, "eval")
+    checkpoint = checkpoint or profile.final_checkpoint
+    model, bigram = model_and_bigram(profile, checkpoint)
+    ev = load_corpus(profile, "eval")
     n = _check_n(n_seqs, len(ev), "n_seqs")
     if cases is not None:
         cases = cases.subset(cases.rows < n)
-    s_full = _full_surprisal(p.key(), p, checkpoint, n)
-    refs = {k: _surprisal(p.key(), p, bigram.device, k)[:n] for k in ("bigram", "trigram")}
+    s_full = _full_surprisal(profile.key(), profile, checkpoint, n)
+    refs = {k: ngram_surprisal(profile, bigram.device, k)[:n] for k in ("bigram", "trigram")}
     out = {}
     for name, sub in subnetworks.items():
         sub = Subnetwork.full(model) if sub is None else sub
@@ -151,6 +152,7 @@ def measure(profile: Profile, subnetworks: Mapping[str, Subnetwork | None],
     return out
 
 
+@entry_point
 def add_back(profile: Profile, start: Subnetwork, parts: Mapping[str, Subnetwork],
              n_search: int | None = None, max_steps: int | None = None,
              cases: AgreementCases | None = None, checkpoint: str | None = None,
@@ -165,12 +167,11 @@ def add_back(profile: Profile, start: Subnetwork, parts: Mapping[str, Subnetwork
     ``search_ce`` (the score it was chosen by), ``tried`` (name -> search cross-entropy
     of every part tried at that step; step 1's: each part added alone), ``gap_closed`` (of the eval
     cross-entropy gap from ``start`` to the full model) and ``subnetwork``."""
-    p = require_profile(profile)
     check_type("start", start, Subnetwork, "pass the bigram subnetwork's .mask",
                where="add_back: ")
-    checkpoint = checkpoint or p.final_checkpoint
-    model, _ = _loaded(p, checkpoint)
-    ev = load_corpus(p, "eval")
+    checkpoint = checkpoint or profile.final_checkpoint
+    model, _ = model_and_bigram(profile, checkpoint)
+    ev = load_corpus(profile, "eval")
     n = _check_n(n_search, len(ev), "n_search")
 
     def score(sub):
@@ -178,9 +179,9 @@ def add_back(profile: Profile, start: Subnetwork, parts: Mapping[str, Subnetwork
 
     path = greedy_add_back(start, parts, score, max_steps)
     n_seqs = _check_n(n_seqs, len(ev), "n_seqs")
-    measured = measure(p, {str(s["step"]): s["subnetwork"] for s in path}, n_seqs, cases,
-                       checkpoint)
-    ce_full = cross_entropy_nats(_full_surprisal(p.key(), p, checkpoint, n_seqs))
+    measured = measure.unchecked(profile, {str(s["step"]): s["subnetwork"] for s in path},
+                                 n_seqs, cases, checkpoint)
+    ce_full = cross_entropy_nats(_full_surprisal(profile.key(), profile, checkpoint, n_seqs))
     ce0 = measured["0"]["ce_lm"]
     rows = []
     for s in path:

@@ -23,13 +23,14 @@ from ..methods.metrics import cross_entropy_nats, surprisal_correlation
 from ..methods.sparsify_config import SparsifyResult
 from ..methods.subnetwork import Subnetwork
 from ..plumbing.inputs import check_int, check_real, check_type
-from ..plumbing.profiles import Profile, require_profile
+from ..plumbing.profiles import Profile, entry_point
 from ..worlds.loading import load_corpus
-from .subnetworks import _loaded, _surprisal, train_subnetwork
+from .subnetworks import model_and_bigram, ngram_surprisal, train_subnetwork
 
 __all__ = ["ablation", "optimal_sweep"]
 
 
+@entry_point
 def ablation(profile: Profile, subnetwork: Subnetwork, seed: int = 0,
              checkpoint: str | None = None, progress: bool = True) -> dict:
     """The five conditions of ``subnetwork`` on ``profile``'s eval split.
@@ -38,20 +39,20 @@ def ablation(profile: Profile, subnetwork: Subnetwork, seed: int = 0,
     bits, "summary": name -> {"mean", "std", "tokens", "inf", "kept", "share"}}``
     (names: ``methods.ablation.CONDITIONS``; ``seed`` places the random control).
     Shows a progress bar per condition (``progress=False``: none)."""
-    p = require_profile(profile)
     fix = ("pass the result's .mask" if isinstance(subnetwork, SparsifyResult) else
            "wrap a dict of name -> bool masks as Subnetwork(masks)")
     check_type("subnetwork", subnetwork, Subnetwork, fix, where="ablation: ")
     check_int("seed", seed, 0, where="ablation: ", why="fixes the random control's places")
-    model, _ = _loaded(p, checkpoint or p.final_checkpoint)
+    model, _ = model_and_bigram(profile, checkpoint or profile.final_checkpoint)
     conditions = ablation_conditions(subnetwork, model, seed)
-    bits = condition_surprisals(model, conditions, load_corpus(p, "eval"), progress=progress)
+    bits = condition_surprisals(model, conditions, load_corpus(profile, "eval"), progress=progress)
     summary = {name: surprisal_summary(b) | {"kept": conditions[name].count(),
                                              "share": conditions[name].share(model)}
                for name, b in bits.items()}
     return {"conditions": conditions, "surprisal": bits, "summary": summary}
 
 
+@entry_point
 def optimal_sweep(profile: Profile, lams: Iterable[float], checkpoint: str | None = None,
                   progress: bool = True, **changes) -> list[dict]:
     """One dict per lambda of ``lams``, sparsest last if ``lams`` grows: ``lam``,
@@ -62,19 +63,19 @@ def optimal_sweep(profile: Profile, lams: Iterable[float], checkpoint: str | Non
     ``mask`` (the Subnetwork). The masks are trained with
     ``train_subnetwork(profile, lam, target="full", **changes)`` (cached); the
     full model's row is not included (``r_full`` = 1 there)."""
-    p = require_profile(profile)
     lams = list(lams)
     for lam in lams:  # every lambda is checked before anything trains
         check_real("lam", lam, 0, float("inf"), where="optimal_sweep: ",
                    why="the density penalty's weight of each optimal subnetwork")
-    checkpoint = checkpoint or p.final_checkpoint
-    model, bigram = _loaded(p, checkpoint)
-    ev = load_corpus(p, "eval")
+    checkpoint = checkpoint or profile.final_checkpoint
+    model, bigram = model_and_bigram(profile, checkpoint)
+    ev = load_corpus(profile, "eval")
     s_full = condition_surprisals(model, {"full": None}, ev)["full"]
-    s_bigram = _surprisal(p.key(), p, bigram.device, "bigram")
+    s_bigram = ngram_surprisal(profile, bigram.device, "bigram")
     rows = []
     for lam in lams:
-        res = train_subnetwork(p, lam, checkpoint, target="full", progress=progress, **changes)
+        res = train_subnetwork.unchecked(profile, lam, checkpoint, target="full",
+                                         progress=progress, **changes)
         s = condition_surprisals(model, {"optimal": res.mask}, ev)["optimal"]
         rows.append({"lam": float(lam), "steps": res.steps, "kept": res.mask.count(),
                      "share": res.mask.share(model), "ce_lm": cross_entropy_nats(s),

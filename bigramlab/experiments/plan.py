@@ -21,7 +21,7 @@ from ..methods.anatomy import count_maskable
 from ..methods.sparsify import sparsify
 from ..methods.sparsify_config import SparsifyConfig
 from ..plumbing.devices import default_device, describe_device
-from ..plumbing.profiles import PROFILES, Profile, get_profile, require_profile, with_budget
+from ..plumbing.profiles import PROFILES, Profile, entry_point, get_profile, with_budget
 from ..worlds.models import make_meta_model
 
 __all__ = ["announce_training", "estimate_seconds", "mask_step_cost", "require_fits",
@@ -101,6 +101,7 @@ LOW_MEMORY_MICRO_BATCH = 8  # methods.lowmem.LowMemorySteps' default
 TARGETS = ("bigram", "trigram", "full")
 
 
+@entry_point
 def mask_step_cost(profile: Profile, target: str = "bigram") -> dict:
     """What one mask-training step of ``profile``'s model costs, from its config.
 
@@ -119,20 +120,19 @@ def mask_step_cost(profile: Profile, target: str = "bigram") -> dict:
     come on top (``benchmarks/bench_lowmem.py`` measures the whole peak).
     ``t4_s``: seconds per step on a T4 at ``T4["utilisation"]`` of its fp32 peak (an
     assumption until measured)."""
-    p = require_profile(profile)
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}: valid targets: {', '.join(TARGETS)}")
     full = target == "full"
-    s, meta = p.shape, make_meta_model(p)
-    tokens = p.batch_size * p.seq_len
-    blocks = 2 * count_maskable(meta) + 2 * 2 * s.n_layer * p.seq_len * s.d_model  # QK^T, AV
-    passes = (4 if p.mask_memory == "low" else 3) + full  # + the unmasked forward
+    s, meta = profile.shape, make_meta_model.unchecked(profile)
+    tokens = profile.batch_size * profile.seq_len
+    blocks = 2 * count_maskable(meta) + 2 * 2 * s.n_layer * profile.seq_len * s.d_model  # QK^T, AV
+    passes = (4 if profile.mask_memory == "low" else 3) + full  # + the unmasked forward
     per_token = passes * blocks + (3 + full) * 2 * s.d_model * s.vocab_size
     tflop = tokens * per_token / 1e12
     weights = sum(x.numel() for x in meta.parameters())
-    logit_rows = (min(p.batch_size, LOW_MEMORY_MICRO_BATCH) if p.mask_memory == "low"
-                  else p.batch_size) * p.seq_len
-    min_bytes = (_BYTES[p.weights_dtype] * weights + _ENTRY_BYTES[p.mask_memory]
+    logit_rows = (min(profile.batch_size, LOW_MEMORY_MICRO_BATCH) if profile.mask_memory == "low"
+                  else profile.batch_size) * profile.seq_len
+    min_bytes = (_BYTES[profile.weights_dtype] * weights + _ENTRY_BYTES[profile.mask_memory]
                  * count_maskable(meta) + (2 + full) * 4 * logit_rows * s.vocab_size)
     t4_s = tflop / (T4["fp32_tflops"] * T4["utilisation"])
     return {"tflop": tflop, "min_gib": min_bytes / 2**30, "t4_s": t4_s,
@@ -150,22 +150,22 @@ def gpu_total_gib(device: torch.device) -> float | None:
     return torch.cuda.get_device_properties(device).total_memory / 2**30
 
 
+@entry_point
 def require_fits(profile: Profile, device: torch.device) -> None:
     """Refuse, before anything is trained, a real profile's mask training whose lower
     bound on GPU memory (``mask_step_cost``) exceeds the GPU's total memory; the
     message names the profiles that fit. CPUs and tiny profiles always pass."""
-    p = require_profile(profile)
     total = gpu_total_gib(device)
-    if p.is_tiny or total is None:
+    if profile.is_tiny or total is None:
         return
-    need = mask_step_cost(p)["min_gib"]
+    need = mask_step_cost.unchecked(profile)["min_gib"]
     if need > total:
-        fit = [q.name for q in PROFILES.values() if q.shape and q.arch == p.arch
-               and mask_step_cost(q)["min_gib"] <= total]
+        fit = [q.name for q in PROFILES.values() if q.shape and q.arch == profile.arch
+               and mask_step_cost.unchecked(q)["min_gib"] <= total]
         raise TooLargeForDevice(
-            f"masking {p.name} needs at least {need:.1f} GiB of GPU memory ({p.weights_dtype} "
-            f"weights and AdamW on the mask logits, computed from its config), and this GPU has "
-            f"{total:.1f} GiB: use a profile that fits ({', '.join(fit) or 'none'}) with "
+            f"masking {profile.name} needs at least {need:.1f} GiB of GPU memory "
+            f"({profile.weights_dtype} weights and AdamW on the mask logits, computed from its "
+            f"config), and this GPU has {total:.1f} GiB: use a profile that fits ({', '.join(fit) or 'none'}) with "
             "BIGRAMLAB_PROFILE, a larger GPU, or the authors' released masks "
             "(bigramlab.worlds.hub.load_released_subnetwork), which load without training.")
 
@@ -190,64 +190,65 @@ CHAPTER_MASKS = {
 CH08_MODEL = "pythia-160m"
 
 
+@entry_point
 def chapter_masks(profile: Profile, chapter: int) -> list[tuple[Profile, str, int]]:
     """The masks Chapter ``chapter`` trains when run with the real ``profile``:
     ``(profile trained on, target, how many)``, empty when it trains none. Chapter 8
     trains on Pythia 160M (under ``profile``'s budget); Chapter 9 reuses Chapter 8's
     optimal mask only on Pythia 160M; Chapter 5 trains none on a model without
     checkpoints (GPT-2)."""
-    p = require_profile(profile)
-    model = with_budget(PROFILES[CH08_MODEL], p.budget) if chapter == 8 else p
+    model = with_budget(PROFILES[CH08_MODEL], profile.budget) if chapter == 8 else profile
     out = []
-    for target, n in CHAPTER_MASKS[p.budget].get(chapter, ()):
-        if chapter == 5 and len(p.checkpoints) == 1:
+    for target, n in CHAPTER_MASKS[profile.budget].get(chapter, ()):
+        if chapter == 5 and len(profile.checkpoints) == 1:
             continue
-        if chapter == 9 and target == "full" and p.name == CH08_MODEL:
+        if chapter == 9 and target == "full" and profile.name == CH08_MODEL:
             continue  # Chapter 8's lambda-10 optimal mask, from the cache
         out.append((model, target, n))
     return out
 
 
+@entry_point
 def chapter_seconds(profile: Profile, chapter: int) -> float:
     """Seconds on a free T4 (``mask_step_cost``) for the masks Chapter ``chapter``
     trains with ``profile``, each run to its ``chapter_max_steps``."""
-    return sum(mask_step_cost(q, target)["t4_s"] * q.chapter_max_steps * n
-               for q, target, n in chapter_masks(profile, chapter))
+    return sum(mask_step_cost.unchecked(q, target)["t4_s"] * q.chapter_max_steps * n
+               for q, target, n in chapter_masks.unchecked(profile, chapter))
 
 
 LABEL = {"bigram": "bigram", "trigram": "trigram", "full": "optimal (full-model target)"}
 
 
+@entry_point
 def chapter_plan(profile: Profile, chapter: int, device: torch.device | None = None) -> Profile:
     """Say what Chapter ``chapter`` costs on a free T4 for a real ``profile`` (computed
     from its config) and return the profile to run it with: ``profile`` itself, or,
     when the chapter trains masks and ``device`` is a GPU too small for them, the tiny
     profile, with a note saying so. Tiny profiles: returned as they are, silently."""
-    p = require_profile(profile)
-    if p.is_tiny:
-        return p
+    if profile.is_tiny:
+        return profile
     device = device or default_device()
-    trained = chapter_masks(p, chapter)
+    trained = chapter_masks.unchecked(profile, chapter)
     masks = sum(n for _, _, n in trained)
     if masks == 0:
-        weights = (sum(x.numel() for x in make_meta_model(p).parameters())
-                   * _BYTES[p.weights_dtype] / 2**30)
-        print(f"Chapter {chapter} trains no masks; {p.name}'s {p.weights_dtype} weights take "
-              f"{weights:.1f} GiB of GPU memory.")
-        return p
+        weights = (sum(x.numel() for x in make_meta_model.unchecked(profile).parameters())
+                   * _BYTES[profile.weights_dtype] / 2**30)
+        print(f"Chapter {chapter} trains no masks; {profile.name}'s {profile.weights_dtype} "
+              f"weights take {weights:.1f} GiB of GPU memory.")
+        return profile
     kinds = ", ".join(f"{n} {LABEL[t]}" for _, t, n in trained)
-    need = max(mask_step_cost(q, t)["min_gib"] for q, t, _ in trained)
+    need = max(mask_step_cost.unchecked(q, t)["min_gib"] for q, t, _ in trained)
     names = sorted({q.name for q, _, _ in trained})
-    on = "" if names == [p.name] else f", trained on {', '.join(names)}"
-    print(f"Chapter {chapter} on {p.name} ({p.budget} budget): {masks} "
+    on = "" if names == [profile.name] else f", trained on {', '.join(names)}"
+    print(f"Chapter {chapter} on {profile.name} ({profile.budget} budget): {masks} "
           f"mask{'s' * (masks > 1)} of up to {trained[0][0].chapter_max_steps:,} steps "
-          f"({kinds}{on}), about {human(chapter_seconds(p, chapter))} on a free T4 and at least "
-          f"{need:.1f} GiB of GPU memory (computed from the model's config; each "
+          f"({kinds}{on}), about {human(chapter_seconds.unchecked(profile, chapter))} on a free "
+          f"T4 and at least {need:.1f} GiB of GPU memory (computed from the model's config; each "
           "training prints a measured estimate first).")
     total = gpu_total_gib(device)
     if total is not None and need > total:
-        print(f"NOTE: this GPU has {total:.1f} GiB, too little to mask {p.name}: this chapter "
-              "runs in the tiny profile instead. For a real model that fits, set "
+        print(f"NOTE: this GPU has {total:.1f} GiB, too little to mask {profile.name}: this "
+              "chapter runs in the tiny profile instead. For a real model that fits, set "
               "BIGRAMLAB_PROFILE=pythia-410m (or smaller) and restart.")
         return get_profile("tiny")
-    return p
+    return profile

@@ -17,6 +17,8 @@
   against the profile's trigram model (Chapter 9).
 
 Every function takes a ``Profile`` (resolve a name once with ``get_profile``).
+:func:`model_and_bigram` and :func:`ngram_surprisal` are what the other experiments
+share: loaded once per process.
 Defined in Chapter 3; Chapters 4, 5 and 9 use it.
 """
 
@@ -37,7 +39,7 @@ from ..methods.subnetwork import Subnetwork
 from ..plumbing.cache import cached_load, key_of
 from ..plumbing.devices import numerics
 from ..plumbing.inputs import check_real, check_type
-from ..plumbing.profiles import Profile, require_profile
+from ..plumbing.profiles import Profile, entry_point
 from ..worlds import hub
 from ..worlds.loading import load_corpus, load_model
 from .bigram import bigram_model
@@ -45,7 +47,8 @@ from .plan import announce_training, require_fits
 from .trigram import MIN_COUNT, trigram_model
 
 __all__ = ["mask_config", "mask_key", "train_subnetwork", "evaluate_subnetwork",
-           "evaluate_trigram", "reference_subnetwork", "TARGETS"]
+           "evaluate_trigram", "reference_subnetwork", "TARGETS", "model_and_bigram",
+           "ngram_surprisal"]
 
 TARGETS = ("bigram", "full", "trigram")
 _FORMAT_VERSION = 1
@@ -60,11 +63,11 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Profile)}
 LOGIT_GRID = 2.0 ** -24
 
 
+@entry_point
 def mask_config(profile: Profile, lam: float | None = None, **changes) -> SparsifyConfig:
     """The profile's ``SparsifyConfig``: its mask-training choices (lr, temp_growth,
     max_steps, batch_size; lambda = ``lam`` or the profile's default_lambda),
     plus ``changes`` (any other field, e.g. ``max_steps=profile.chapter_max_steps``)."""
-    p = require_profile(profile)
     settings = [f.name for f in dataclasses.fields(SparsifyConfig) if f.name != "lam"]
     unknown = [k for k in changes if k not in settings + ["lam"]]
     if unknown:
@@ -73,10 +76,11 @@ def mask_config(profile: Profile, lam: float | None = None, **changes) -> Sparsi
     if lam is not None:  # float() of a string or a NaN would slip through silently
         check_real("lam", lam, 0, float("inf"), also=(float("-inf"),), where="mask_config: ",
                    why="the density penalty's weight; -inf keeps every entry, inf none")
-    return SparsifyConfig(**dict(lam=p.default_lambda if lam is None else float(lam),
-                                 lr=p.mask_lr, temp_growth=p.temp_growth,
-                                 max_steps=p.max_steps, batch_size=p.batch_size,
-                                 logit_grid=LOGIT_GRID if p.weights_dtype == "float64" else 0.0)
+    return SparsifyConfig(**dict(lam=profile.default_lambda if lam is None else float(lam),
+                                 lr=profile.mask_lr, temp_growth=profile.temp_growth,
+                                 max_steps=profile.max_steps, batch_size=profile.batch_size,
+                                 logit_grid=LOGIT_GRID if profile.weights_dtype == "float64"
+                                 else 0.0)
                           | changes)
 
 
@@ -106,21 +110,24 @@ def _model(profile_key: str, profile, checkpoint):
 @functools.lru_cache(maxsize=2)
 def _bigram(profile_key: str, profile, device: torch.device):
     """The profile's bigram model on ``device``: the same at every checkpoint."""
-    return bigram_model(profile, device=device, progress=False)
+    return bigram_model.unchecked(profile, device=device, progress=False)
 
 
 @functools.lru_cache(maxsize=2)
 def _trigram(profile_key: str, profile, device: torch.device):
     """The profile's trigram model on ``device``, backing off to ``_bigram``'s model."""
-    return trigram_model(profile, progress=False, bigram=_bigram(profile_key, profile, device))
+    return trigram_model.unchecked(profile, progress=False,
+                                   bigram=_bigram(profile_key, profile, device))
 
 
-def _loaded(profile, checkpoint):
-    """(model at ``checkpoint`` on the default device, bigram model on the same device)."""
+def model_and_bigram(profile: Profile, checkpoint: str):
+    """(model at ``checkpoint`` on the default device, bigram model on the same device),
+    each loaded once per process (``profile`` already checked)."""
     model = _model(profile.key(), profile, checkpoint)
     return model, _bigram(profile.key(), profile, next(model.parameters()).device)
 
 
+@entry_point
 def train_subnetwork(profile: Profile, lam: float | None = None, checkpoint: str | None = None,
                      target: str = "bigram", progress: bool = True, released: bool | None = None,
                      **changes):
@@ -142,40 +149,41 @@ def train_subnetwork(profile: Profile, lam: float | None = None, checkpoint: str
     Trained once and cached on disk (``mask-<key>``); a later call with the same
     profile, checkpoint, target and config loads it (a killed run resumes, a
     damaged entry is rebuilt). Every argument is checked before anything loads."""
-    p = require_profile(profile)  # TypeError for a model or anything else that is not a profile
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; use one of {TARGETS}")
     check_type("checkpoint", checkpoint, (str, type(None)),
-               f"use a revision name such as {p.final_checkpoint!r}", where="train_subnetwork: ")
-    checkpoint = checkpoint or p.final_checkpoint
-    config = mask_config(p, lam, **changes)  # every setting's range is checked here
+               f"use a revision name such as {profile.final_checkpoint!r}",
+               where="train_subnetwork: ")
+    checkpoint = checkpoint or profile.final_checkpoint
+    config = mask_config.unchecked(profile, lam, **changes)  # every setting's range checked
     if released is None:
-        released = p.budget == "session"
-    if released and _released_lambda(p, checkpoint, target, config.lam):
-        return _released_result(p, config)
-    model, bigram = _loaded(p, checkpoint)
+        released = profile.budget == "session"
+    if released and _released_lambda(profile, checkpoint, target, config.lam):
+        return _released_result(profile, config)
+    model, bigram = model_and_bigram(profile, checkpoint)
     if target == "trigram":
-        tgt = TrigramTarget(_trigram(p.key(), p, bigram.device))
+        tgt = TrigramTarget(_trigram(profile.key(), profile, bigram.device))
     else:
         tgt = BigramTarget(bigram) if target == "bigram" else FullModelTarget()
-    train = load_corpus(p, "train")
+    train = load_corpus(profile, "train")
     if config.lam == float("inf") or config.lam == float("-inf"):
         return sparsify(model, train, tgt, config, progress=False)
-    key = mask_key(p, checkpoint, target, config, next(model.parameters()).device)
+    key = mask_key(profile, checkpoint, target, config, next(model.parameters()).device)
 
     def build(out):  # only when the mask is not cached yet
-        require_fits(p, next(model.parameters()).device)  # say so before training, if it can't
-        if not p.is_tiny:  # tiny runs are the chapters' one-minute budget: not announced
+        # say so before training, if it can't
+        require_fits.unchecked(profile, next(model.parameters()).device)
+        if not profile.is_tiny:  # tiny runs are the chapters' one-minute budget: not announced
             announce_training(model, train, tgt, config, folder=out, cheaper=_cheaper(
-                p, checkpoint, target, config), what=f"the {target} subnetwork of {p.name} "
-                f"at {checkpoint}, lambda {config.lam:g}")
+                profile, checkpoint, target, config), what=f"the {target} subnetwork of "
+                f"{profile.name} at {checkpoint}, lambda {config.lam:g}")
         res = sparsify(model, train, tgt, config, state_dir=out, progress=progress,
-                       memory=p.mask_memory)
-        return {"profile": p.name, "checkpoint": checkpoint, "target": target,
+                       memory=profile.mask_memory)
+        return {"profile": profile.name, "checkpoint": checkpoint, "target": target,
                 "lambda": config.lam, "steps": res.steps, "kept": res.kept_count}
 
     return cached_load("mask", key, build, lambda folder: sparsify(
-        model, train, tgt, config, state_dir=folder, progress=False, memory=p.mask_memory))
+        model, train, tgt, config, state_dir=folder, progress=False, memory=profile.mask_memory))
 
 
 def _released_lambda(p: Profile, checkpoint: str, target: str, lam: float) -> bool:
@@ -188,7 +196,7 @@ def _released_lambda(p: Profile, checkpoint: str, target: str, lam: float) -> bo
 
 def _released_result(p: Profile, config: SparsifyConfig) -> SparsifyResult:
     """The authors' released mask as a ``SparsifyResult`` (no curves: not trained here)."""
-    model, _ = _loaded(p, p.final_checkpoint)
+    model, _ = model_and_bigram(p, p.final_checkpoint)
     sub = hub.load_released_subnetwork(p.model_id, config.lam)
     sub.check(model)
     # +-1 logits: the binary mask as a trained run would store it (s > 0 kept)
@@ -216,6 +224,7 @@ def _cheaper(p: Profile, checkpoint: str, target: str, config: SparsifyConfig) -
             "that has not hardened keeps more entries).")
 
 
+@entry_point
 def evaluate_subnetwork(profile: Profile, subnetwork=None, checkpoint: str | None = None,
                         progress: bool = True) -> dict:
     """How bigram-like ``subnetwork`` (None: the full model) is, on the eval split.
@@ -230,6 +239,7 @@ def evaluate_subnetwork(profile: Profile, subnetwork=None, checkpoint: str | Non
     return _evaluate(profile, subnetwork, checkpoint, progress, "bigram")
 
 
+@entry_point
 def evaluate_trigram(profile: Profile, subnetwork=None, checkpoint: str | None = None,
                      progress: bool = True) -> dict:
     """How trigram-like ``subnetwork`` (None: the full model) is, on the eval split:
@@ -240,20 +250,19 @@ def evaluate_trigram(profile: Profile, subnetwork=None, checkpoint: str | None =
 
 
 @torch.no_grad()
-def _evaluate(profile, subnetwork, checkpoint, progress, against: str) -> dict:
-    p = require_profile(profile)
+def _evaluate(p: Profile, subnetwork, checkpoint, progress, against: str) -> dict:
     fix = ("pass the result's .mask" if isinstance(subnetwork, SparsifyResult) else
            "wrap a dict of name -> bool masks as Subnetwork(masks), or pass None for the "
            "full model")
     where = "evaluate_subnetwork: " if against == "bigram" else "evaluate_trigram: "
     check_type("subnetwork", subnetwork, (Subnetwork, type(None)), fix, where=where)
     checkpoint = checkpoint or p.final_checkpoint
-    model, bigram = _loaded(p, checkpoint)
+    model, bigram = model_and_bigram(p, checkpoint)
     ngram = bigram if against == "bigram" else _trigram(p.key(), p, bigram.device)
     if subnetwork is None:
         subnetwork = Subnetwork.full(model)
     ev = load_corpus(p, "eval")
-    s_ngram = _surprisal(p.key(), p, bigram.device, against)
+    s_ngram = ngram_surprisal(p, bigram.device, against)
     parts, ce_sum = [], 0.0
     with subnetwork.apply(model):
         # one forward pass serves both measures
@@ -268,16 +277,21 @@ def _evaluate(profile, subnetwork, checkpoint, progress, against: str) -> dict:
             "kept": subnetwork.count(), "share": subnetwork.share(model)}
 
 
+def ngram_surprisal(profile: Profile, device: torch.device, against: str) -> torch.Tensor:
+    """Bigram or trigram (``against``) surprisals (bits) of the profile's eval split, the
+    same at every checkpoint: computed once per process (``profile`` already checked)."""
+    return _surprisal(profile.key(), profile, device, against)
+
+
 @functools.lru_cache(maxsize=4)
 def _surprisal(profile_key: str, profile, device: torch.device, against: str) -> torch.Tensor:
-    """Bigram or trigram surprisals (bits) of the profile's eval split: the same at
-    every checkpoint."""
     ngram = _bigram(profile_key, profile, device)
     if against == "trigram":
         ngram = _trigram(profile_key, profile, device)
     return ngram.surprisal(load_corpus(profile, "eval")).cpu()
 
 
+@entry_point
 def reference_subnetwork(profile: Profile, lam: float | None = None, **changes):
     """(Subnetwork, description): a bigram subnetwork trained elsewhere, for comparison.
 
@@ -287,12 +301,11 @@ def reference_subnetwork(profile: Profile, lam: float | None = None, **changes):
     :func:`train_subnetwork` with the same settings (``lam``, ``changes``) but
     another data order (``seed=1``), which separates what the model fixes
     about a mask from what one run happens to choose."""
-    p = require_profile(profile)
-    lam = p.default_lambda if lam is None else lam
+    lam = profile.default_lambda if lam is None else lam
     check_real("lam", lam, 0, float("inf"), also=(float("-inf"),), where="reference_subnetwork: ",
                why="the lambda of the mask to compare with")
-    if p.is_tiny:
-        sub = train_subnetwork(p, lam, **(changes | {"seed": 1})).mask
+    if profile.is_tiny:
+        sub = train_subnetwork.unchecked(profile, lam, **(changes | {"seed": 1})).mask
         return sub, f"the same training, another data order (seed 1), lambda {lam:g}"
-    return (hub.load_released_subnetwork(p.model_id, lam),
+    return (hub.load_released_subnetwork(profile.model_id, lam),
             f"the authors' released mask (Chang & Bergen 2025), lambda {lam:g}")

@@ -19,13 +19,14 @@ from ..methods.trigrams import FORMAT_VERSION, MIN_COUNT, TrigramModel
 from ..plumbing.cache import cached, key_of
 from ..plumbing.devices import default_device
 from ..plumbing.inputs import check_int, check_type
-from ..plumbing.profiles import Profile, require_profile
+from ..plumbing.profiles import Profile, entry_point
 from ..worlds.loading import load_corpus, load_tokenizer
 from .bigram import bigram_model
 
 __all__ = ["trigram_model"]
 
 
+@entry_point
 def trigram_model(profile: Profile, device: torch.device | str | None = None,
                   progress: bool = True, min_count: int = MIN_COUNT, *,
                   bigram: BigramModel | None = None) -> TrigramModel:
@@ -34,27 +35,27 @@ def trigram_model(profile: Profile, device: torch.device | str | None = None,
     and cached on disk; later calls load the file. It backs off to ``bigram``, the
     profile's bigram model when already loaded on that device (default:
     ``bigram_model(profile, device)``)."""
-    p = require_profile(profile)
     where = "trigram_model: "
     check_int("min_count", min_count, 1, where=where,
               why="trigrams seen fewer than min_count times are pruned; 1 keeps them all")
     check_type("bigram", bigram, (BigramModel, type(None)),
                "pass the profile's bigram_model(profile), or None", where=where)
     if bigram is None:
-        bigram = bigram_model(p, device=device or default_device(), progress=progress)
+        bigram = bigram_model.unchecked(profile, device=device or default_device(),
+                                        progress=progress)
     elif device is not None and not _same_device(torch.device(device), bigram.device):
         raise ValueError(f"{where}bigram lives on {bigram.device}, not on {device}: pass "
                          "device=None, or the bigram model on that device")
-    key = key_of(FORMAT_VERSION, p.key("model_id", "corpus", "seq_len", "n_train_seqs",
+    key = key_of(FORMAT_VERSION, profile.key("model_id", "corpus", "seq_len", "n_train_seqs",
                                        "n_eval_seqs", "world"), min_count)
 
     def build(out):
-        train = load_corpus(p, "train")
-        counts = count_ngrams(train.split(1024), len(load_tokenizer(p)), 3, bigram.device,
+        train = load_corpus(profile, "train")
+        counts = count_ngrams(train.split(1024), len(load_tokenizer(profile)), 3, bigram.device,
                               progress, desc="counting trigrams")
         model = TrigramModel.from_counts(counts, min_count, bigram=bigram)
         model.save(out / "trigram.safetensors")
-        return {"profile": p.name, "min_count": min_count, "trigrams": model.tokens,
+        return {"profile": profile.name, "min_count": min_count, "trigrams": model.tokens,
                 "kept": model.nnz, "contexts": model.n_contexts}
 
     return TrigramModel.load(cached("trigram", key, build) / "trigram.safetensors", bigram)

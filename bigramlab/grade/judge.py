@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from ..checks import _core
+from ..checks import GRADING, CheckResult, wired
 from . import wire
 
 
@@ -94,17 +94,17 @@ class Remote:
 def fixture(name: str):
     """An object the grader makes itself (``@name`` in the metadata)."""
     if name == "@tokenizer":
-        return _core.wired("bigramlab:load_tokenizer", "tiny")
+        return wired("bigramlab:load_tokenizer", "tiny")
     raise KeyError(name)
 
 
-def judge(check, arg_names, ask, loop) -> _core.CheckResult:
+def judge(check, arg_names, ask, loop) -> CheckResult:
     """Run ``check`` here, on Remotes for the student's functions (call in a thread:
     each Remote waits for the event loop ``loop``, which talks to the kernel)."""
     args = [fixture(n) if n.startswith("@") else Remote(n, ask, loop) for n in arg_names]
 
     def work():
-        _core.GRADING.set(secrets.randbits(40))
+        GRADING.set(secrets.randbits(40))
         return check(*args)
     return contextvars.copy_context().run(work)
 

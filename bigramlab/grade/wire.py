@@ -86,9 +86,11 @@ class Encoder:
         if isinstance(x, Mapping):
             return {"t": "dict", "v": [[enc(k), enc(v)] for k, v in x.items()]}
         if isinstance(x, (list, tuple, set, frozenset)):
-            kind = "set" if isinstance(x, (set, frozenset)) else type(x).__name__
+            # subclasses (a namedtuple, scipy's result tuples, torch.Size) keep their order
+            kind = ("set" if isinstance(x, (set, frozenset))
+                    else "list" if isinstance(x, list) else "tuple")
             items = sorted(x, key=repr) if kind == "set" else x
-            return {"t": kind if kind in ("list", "tuple") else "set", "v": [enc(v) for v in items]}
+            return {"t": kind, "v": [enc(v) for v in items]}
         if self.strict:
             raise WireError(f"cannot send a {type(x).__name__} to the kernel")
         if hasattr(x, "__iter__") and hasattr(x, "__next__"):  # a generator: its items

@@ -40,4 +40,63 @@ touches the cache or the network. In the order the chapters teach them:
   minimal pairs scored from LM logits or n-gram probabilities;
 - ``circuits`` (Ch. 9): attention heads, MLPs and extra entries as subnetworks,
   and the greedy loop that adds them back to a subnetwork.
+
+What the chapters call is importable from here (``from bigramlab.methods import
+overlap_stats``; the training loop ``sparsify`` from the package root, since
+``bigramlab.methods.sparsify`` is its module); the rest from its module.
 """
+
+from .ablation import (CONDITIONS, LABELS, ablation_conditions, clip_inf, condition_surprisals,
+                       select_optimal, surprisal_summary)
+from .agreement import (AgreementCases, agreement_accuracy, find_agreement, logit_margins,
+                        ngram_margins)
+from .anatomy import (KINDS, MaskableMatrix, UnsupportedArchitectureError, anatomy_table,
+                      count_maskable, maskable_matrices, parameter_groups)
+from .bigrams import BigramModel, bigram_counts, bigram_generate, context_counts, unigram_counts
+from .circuits import (extra_part, gap_closed, greedy_add_back, head_part, kinds_part, mlp_part,
+                       model_parts)
+from .covariance import covariance_similarity, frobenius_cosine, off_diagonal, remove_top_components
+from .generation import lm_generate, tempered, top_token_share
+from .lambda_selection import lambda_choices
+from .lenses import lens_correlation, lens_readings, recall_at_k, token_ranks
+from .masks import density_penalty, masked, soft_masks
+from .metrics import (LN2, cross_entropy_nats, lm_bigram_cross_entropy, lm_logits, lm_surprisal,
+                      logits_surprisal, surprisal_correlation, zipf_fit)
+from .overlap import (chance_overlap, overlap_stats, overlap_table, row_blocks, row_shuffle_null,
+                      row_shuffle_samples)
+from .power_law import compare_at, fit_per_checkpoint, fit_power_law
+from .residual import (blocks, final_layer_norm, hidden_states, lens_stats, lens_surprisal,
+                       lens_top_tokens, logit_lens, residual_writes, zero_head_output, zeroed)
+from .rotation import ResidualStats, eigen_angles, median_rotation, residual_stats, rotations
+from .sparsify import (BigramTarget, FullModelTarget, SparsifyConfig, SparsifyResult,
+                       TrigramTarget, planted_toy, undecided_counts)
+from .subnetwork import Subnetwork
+from .trigrams import TrigramModel
+
+__all__ = [
+    "CONDITIONS", "LABELS", "ablation_conditions", "clip_inf", "condition_surprisals",
+    "select_optimal", "surprisal_summary",
+    "AgreementCases", "agreement_accuracy", "find_agreement", "logit_margins", "ngram_margins",
+    "KINDS", "MaskableMatrix", "UnsupportedArchitectureError", "anatomy_table", "count_maskable",
+    "maskable_matrices", "parameter_groups",
+    "BigramModel", "bigram_counts", "bigram_generate", "context_counts", "unigram_counts",
+    "extra_part", "gap_closed", "greedy_add_back", "head_part", "kinds_part", "mlp_part",
+    "model_parts",
+    "covariance_similarity", "frobenius_cosine", "off_diagonal", "remove_top_components",
+    "lm_generate", "tempered", "top_token_share",
+    "lambda_choices",
+    "lens_correlation", "lens_readings", "recall_at_k", "token_ranks",
+    "density_penalty", "masked", "soft_masks",
+    "LN2", "cross_entropy_nats", "lm_bigram_cross_entropy", "lm_logits", "lm_surprisal",
+    "logits_surprisal", "surprisal_correlation", "zipf_fit",
+    "chance_overlap", "overlap_stats", "overlap_table", "row_blocks", "row_shuffle_null",
+    "row_shuffle_samples",
+    "compare_at", "fit_per_checkpoint", "fit_power_law",
+    "blocks", "final_layer_norm", "hidden_states", "lens_stats", "lens_surprisal",
+    "lens_top_tokens", "logit_lens", "residual_writes", "zero_head_output", "zeroed",
+    "ResidualStats", "eigen_angles", "median_rotation", "residual_stats", "rotations",
+    "BigramTarget", "FullModelTarget", "SparsifyConfig", "SparsifyResult", "TrigramTarget",
+    "planted_toy", "undecided_counts",
+    "Subnetwork",
+    "TrigramModel",
+]

@@ -1,43 +1,22 @@
-"""Continuous sparsification: learn which weight entries a frozen LM needs for a target.
+"""Continuous sparsification (Chang & Bergen 2025, section 3.1): which weight entries a
+frozen language model needs to match a target distribution.
 
-Chang & Bergen 2025, section 3.1 (after Savarese et al. 2020 and
-NeuroSurgeon's continuous-sparsification layers):
+Every maskable matrix W (``anatomy.maskable_matrices``) gets mask logits s of its shape
+(0.0, a soft mask of 0.5; -1e6 where W is exactly 0). A training step runs the model
+with W * sigmoid(T * s) and lowers, with AdamW on s alone,
 
-* The language model is frozen. Every maskable weight matrix W (see
-  ``anatomy.maskable_matrices``) gets a mask-logit tensor s of the same shape
-  (float64 for a float64 model, as in the tiny world; else float32), on W's
-  device: 0.0 (soft mask 0.5), and -1e6 where W is exactly 0.
-* The training forward uses W * sigmoid(T * s). The masked weights are built
-  inside the forward graph and handed to ``torch.func.functional_call``: the
-  model's own tensors are never written to and never copied per step.
-  During training all logits live in one flat tensor (``flatten``) whose
-  per-matrix views are the masks: a handful of kernels per step, not a dozen
-  per matrix.
-* Loss = target cross-entropy (nats, mean over positions)
-         + lambda * sum(sigmoid(T * s)) / N,  N = number of mask entries.
-* AdamW on the mask logits only (weight decay 0.01: PyTorch's default, which
-  the paper's code used); T starts at 1 and is multiplied by
-  ``temp_growth`` after every optimizer step, hardening the soft mask.
-* Stop after ``max_steps``, or early once the undecided entries
-  (0.1 < sigmoid(T * s) < 0.9) are fewer than 1% of the entries above 0.9.
-* The final binary mask is s > 0. A run whose loss spikes without recovering
-  is retried with another data order (up to 3 attempts).
+    target cross-entropy (nats per position) + lambda * sum(sigmoid(T * s)) / N
 
-Two details differ from the paper's code, neither touching the mask: T also
-grows on the step that stops early (so T = temp_growth ** steps always), and
-that step's CE is kept in the history. The stop itself is checked, as there,
-with the T that step used.
+(N: the number of mask entries). The temperature T starts at 1 and is multiplied by
+``temp_growth`` after every step, hardening the soft mask. Training stops after
+``max_steps``, or once the undecided entries (0.1 < sigmoid(T * s) < 0.9) are fewer
+than 1% of those above 0.9; the binary mask is s > 0. A run whose loss spikes without
+recovering is retried with another data order (up to 3 attempts).
 
-Targets are pluggable (``targets``: :class:`BigramTarget`, the bigram
-subnetwork; :class:`TrigramTarget`, Chapter 9's trigram subnetwork;
-:class:`FullModelTarget`, the "optimal" subnetwork: the full
-model's own distribution; the contract is in that module). The soft masks
-and the masked forward are ``masks``, the settings and the result of a run
-``sparsify_config``; this module is the training loop and its stopping rules.
-
-Everything runs on the model's device; CPU runs are deterministic (same seed,
-same data -> same mask), and a run that saves its state into ``state_dir``
-resumes after a kill and ends with the bit-identical mask. Defined in Chapter 3.
+This module is the training loop and its stopping rules; the targets are in
+``targets``, the masked forward in ``masks``, the settings and the result in
+``sparsify_config``. A run given a ``state_dir`` resumes after a kill and ends with the
+bit-identical mask. Defined in Chapter 3.
 """
 
 from __future__ import annotations
@@ -316,7 +295,9 @@ def _train_attempt(model, train_ids, target, cfg, names, attempt, attempt_log, s
             snap_(steps.logits(), cfg.logit_grid)
         run["ce"].append(ce)
         run["penalty"].append(penalty)
-        # the paper checks the stop with the T of this step, then grows T
+        # the paper checks the stop with the T of this step, then grows T; unlike the
+        # paper's code, T also grows on the step that stops early (T = temp_growth **
+        # steps always) and that step's CE is kept in the history: the mask is the same
         stop = should_stop(steps.logits(), T, cfg)
         run["temperature"] = T * cfg.temp_growth
         run["step"] = step + 1

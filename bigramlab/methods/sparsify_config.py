@@ -1,9 +1,9 @@
 """The settings and the result of a mask-training run (continuous sparsification).
 
-``SparsifyConfig`` holds every knob, with the paper's values as defaults
-(Chang & Bergen 2025, section 3.1); its fields are part of every mask's cache
-key, so a field's meaning never changes once masks are cached under it.
-``SparsifyResult`` is what ``sparsify.sparsify`` returns. Defined in Chapter 3.
+``SparsifyConfig``: every setting of ``sparsify.sparsify``, the paper's values as
+defaults (Chang & Bergen 2025, section 3.1); each field is part of a trained mask's
+cache key. ``SparsifyResult``: the mask, its logits and the run's curves (loss, kept
+entries, temperature). Defined in Chapter 3.
 """
 
 from __future__ import annotations
@@ -36,13 +36,9 @@ class SparsifyConfig:
     max_steps     optimizer steps at most (paper 15,000).
     batch_size    sequences per step (paper 32, of 128 tokens: seq_len is the
                   train tensor's second axis).
-    weight_decay  AdamW's decoupled weight decay on the mask logits. The
-                  paper's code builds ``torch.optim.AdamW(params, lr=lr)``,
-                  i.e. PyTorch's defaults: weight_decay 0.01, betas
-                  (0.9, 0.999), eps 1e-8; so 0.01 is the default here. Its
-                  pull of s towards 0 (undecided) is lr * 0.01 * s per step:
-                  negligible at lr 5e-5, about 1e-4 * s per step at the tiny
-                  profile's lr 1e-2. Set 0.0 for a pure Adam update.
+    weight_decay  AdamW's decoupled weight decay on the mask logits: it pulls s
+                  towards 0 (undecided) by lr * weight_decay * s per step. 0.01,
+                  PyTorch's default, which the paper's code keeps; 0.0: plain Adam.
     betas, eps    AdamW's other constants (PyTorch defaults, as in the paper).
     stop_low, stop_high, stop_share
                   early stop when #(stop_low < sigmoid(T*s) < stop_high) <

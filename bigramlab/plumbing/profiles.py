@@ -11,8 +11,9 @@ when a GPU and the network are both there, else ``tiny``. A real profile comes
 with a *budget* (``$BIGRAMLAB_BUDGET``): ``session`` (the default: every
 chapter fits a free Colab T4 session, see ``SESSION``) or ``paper`` (the
 paper's full budget). The tiny profiles have one budget of their own. A name is resolved
-once, at the package's entry points (``bigramlab.load_model`` and its
-siblings); everything below them takes a ``Profile`` (``require_profile``).
+once, by ``get_profile`` (``bigramlab.load_model`` and its siblings, the command line);
+the functions a reader calls with a Profile are marked ``@entry_point``, which checks it
+(``require_profile``) once, and everything below them takes that checked Profile.
 
 Defined in Chapter 0.
 """
@@ -20,6 +21,8 @@ Defined in Chapter 0.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import os
 from dataclasses import dataclass
 
@@ -288,9 +291,8 @@ def _auto_profile_name() -> str:
 def require_profile(profile) -> Profile:
     """``profile`` itself when it is a ``Profile``; else a TypeError naming the fix.
 
-    Functions below the package's entry points call this instead of resolving
-    names again: a name (or None, "look at the environment") is turned into a
-    Profile once, by ``get_profile``."""
+    ``@entry_point`` calls this; a name (or None, "look at the environment") is turned
+    into a Profile once, by ``get_profile``, and never resolved again below."""
     if isinstance(profile, str) or profile is None:
         raise TypeError(f"expected a Profile, got {profile!r}: resolve a name once with "
                         f"bigramlab.get_profile({profile!r}) and pass the Profile it returns")
@@ -299,6 +301,26 @@ def require_profile(profile) -> Profile:
                         "(bigramlab.get_profile(name)) instead; functions that take one load "
                         "its model and data themselves")
     return profile
+
+
+def entry_point(fn):
+    """Mark ``fn`` as a function readers call with a Profile: each of its parameters
+    annotated ``Profile`` is checked by ``require_profile`` when it is called (a name,
+    None or a model gets a TypeError naming the fix). Code inside bigramlab that already
+    holds a checked Profile calls ``fn.unchecked``, the same function without the check."""
+    sig = inspect.signature(fn)
+    names = [n for n, prm in sig.parameters.items() if prm.annotation in ("Profile", Profile)]
+
+    @functools.wraps(fn)
+    def checked(*args, **kwargs):
+        bound = sig.bind(*args, **kwargs)
+        for name in names:
+            if name in bound.arguments:
+                bound.arguments[name] = require_profile(bound.arguments[name])
+        return fn(*bound.args, **bound.kwargs)
+
+    checked.unchecked = fn
+    return checked
 
 
 def profile_table() -> list[dict]:

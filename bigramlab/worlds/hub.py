@@ -158,7 +158,7 @@ RELEASED_SUBNETWORKS = {
     "gpt2-medium": ("gpt2-medium", (10, 1)),
     "gpt2-large": ("gpt2-large", (100, 10, 1)),
 }
-_LAMBDA_TAG = {1: "1", 10: "1e1", 100: "1e2"}
+LAMBDA_TAG = {1: "1", 10: "1e1", 100: "1e2"}
 
 
 def load_released_subnetwork(model_name: str, lam: float | None = None) -> Subnetwork:
@@ -182,7 +182,7 @@ def load_released_subnetwork(model_name: str, lam: float | None = None) -> Subne
         raise ValueError(f"no released bigram subnetwork of {short} at lambda {lam!r}; "
                          f"released lambdas: {', '.join(map(str, lambdas))}")
     repo_id = f"tylerachang/bigram-subnetworks-{repo_name}"
-    filename = f"subnetwork_dict_lambda{_LAMBDA_TAG[int(lam)]}.pickle"
+    filename = f"subnetwork_dict_lambda{LAMBDA_TAG[int(lam)]}.pickle"
     try:
         path = huggingface_hub.hf_hub_download(repo_id, filename, local_files_only=True)
     except (OSError, ValueError):  # LocalEntryNotFoundError: not in the cache

@@ -6,7 +6,7 @@ profiles load the folders of the tiny world, which they ask for by name from
 its one build call (``tiny.build.build_world(profile, stage="lm")``: the
 released tiny LM shipped with the package, else built once and cached). Same functions, same ``from_pretrained`` calls, in both worlds.
 
-These take a ``Profile``; ``bigramlab.load_model`` and its siblings are the
+These take a checked ``Profile``; ``bigramlab.load_model`` and its siblings are the
 entry points that accept a profile's name. Defined in Chapter 0.
 """
 
@@ -17,7 +17,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ..plumbing.devices import default_device
 from ..plumbing.progress import quiet_transformers
-from ..plumbing.profiles import Profile, require_profile
+from ..plumbing.profiles import Profile
 from . import hub
 from .tiny.build import build_world
 from .tokens import SPLITS, read_split
@@ -39,7 +39,6 @@ def check_checkpoint(profile: Profile, checkpoint: str | None) -> str:
 
 def load_tokenizer(profile: Profile):
     """The profile's tokenizer (a ``transformers`` fast tokenizer)."""
-    profile = require_profile(profile)
     if profile.is_tiny:
         return AutoTokenizer.from_pretrained(build_world(profile, stage="tokenizer"))
     return hub.hub_tokenizer(profile)
@@ -52,7 +51,6 @@ def load_model(profile: Profile, checkpoint: str | None = None,
     weights in the profile's ``weights_dtype`` (fp32; fp16 for Pythia 1B and GPT-2
     large, which are masked in low memory; float64 for the tiny profiles, whose
     released fp32 weights are computed on in float64, the same on every CPU)."""
-    profile = require_profile(profile)
     checkpoint = check_checkpoint(profile, checkpoint)
     with quiet_transformers():
         if profile.is_tiny:
@@ -71,7 +69,6 @@ def load_model(profile: Profile, checkpoint: str | None = None,
 def load_corpus(profile: Profile, split: str = "train") -> torch.Tensor:
     """The ``split`` ('train' or 'eval') token ids of a profile's corpus as an
     (n_sequences, seq_len) int64 tensor on the CPU, built once and cached."""
-    profile = require_profile(profile)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {SPLITS}")
     folder = build_world(profile, stage="tokens") if profile.is_tiny else hub.build_corpus(profile)

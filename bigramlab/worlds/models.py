@@ -12,7 +12,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM
 
 from ..methods.architectures import ARCHITECTURES, UnsupportedArchitectureError
-from ..plumbing.profiles import Profile, TinyWorld, require_profile
+from ..plumbing.profiles import Profile, TinyWorld, entry_point
 
 
 def make_model(arch: str, world: TinyWorld, vocab_size: int, seq_len: int):
@@ -36,10 +36,10 @@ def make_model(arch: str, world: TinyWorld, vocab_size: int, seq_len: int):
                                        f"{', '.join(ARCHITECTURES)}")
 
 
+@entry_point
 def make_meta_model(profile: Profile):
     """A real profile's architecture built from its shape on the ``meta`` device:
     right names and shapes, no weights, no memory, no download (for counting)."""
-    profile = require_profile(profile)
     s = profile.shape
     if s is None:
         raise ValueError(f"profile {profile.name!r} has no recorded shape; use load_model")

@@ -36,7 +36,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from ...plumbing.cache import cached, key_of
 from ...plumbing.devices import default_device, numerics
-from ...plumbing.profiles import Profile, require_profile
+from ...plumbing.profiles import Profile
 from ..models import make_model
 from ..tokens import pack, read_split, save_splits, split_sequences
 from . import grammar, release
@@ -67,7 +67,6 @@ def _lm_key(p: Profile) -> str:
 
 
 def _tiny(profile: Profile) -> Profile:
-    profile = require_profile(profile)
     if not profile.is_tiny:
         raise ValueError(f"profile {profile.name!r} is not a tiny-world profile")
     return profile
