@@ -52,6 +52,7 @@ from .agreement import (AgreementCases, agreement_accuracy, find_agreement, logi
                         ngram_margins)
 from .anatomy import (KINDS, MaskableMatrix, UnsupportedArchitectureError, anatomy_table,
                       count_maskable, maskable_matrices, parameter_groups)
+from .attention_roles import query_key_value_output
 from .bigrams import BigramModel, bigram_counts, bigram_generate, context_counts, unigram_counts
 from .circuits import (extra_part, gap_closed, greedy_add_back, head_part, kinds_part, mlp_part,
                        model_parts)
@@ -77,6 +78,7 @@ __all__ = [
     "CONDITIONS", "LABELS", "ablation_conditions", "clip_inf", "condition_surprisals",
     "select_optimal", "surprisal_summary",
     "AgreementCases", "agreement_accuracy", "find_agreement", "logit_margins", "ngram_margins",
+    "query_key_value_output",
     "KINDS", "MaskableMatrix", "UnsupportedArchitectureError", "anatomy_table", "count_maskable",
     "maskable_matrices", "parameter_groups",
     "BigramModel", "bigram_counts", "bigram_generate", "context_counts", "unigram_counts",
