@@ -60,7 +60,8 @@ def run(path: Path, out_dir: Path | None = None) -> Path:
     nb.metadata.pop("widgets", None)
     t = time.perf_counter()
     print(f"executing {path} ...", flush=True)
-    NotebookClient(nb, timeout=1800, kernel_name="python3", record_timing=False,
+    # $RUN_NOTEBOOKS_TIMEOUT: seconds per cell (default 1800), for runs on a loaded machine
+    NotebookClient(nb, timeout=int(os.environ.get("RUN_NOTEBOOKS_TIMEOUT", "1800")), kernel_name="python3", record_timing=False,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     merge_streams(nb)
     if out_dir is None:

@@ -227,7 +227,7 @@ def _pearson(x: torch.Tensor, y: torch.Tensor) -> float:
 
 def _correlation_mistakes(lm, bigram, mode, want):
     """(value, message) of the mistakes 1.4's students make."""
-    from scipy import stats
+    from scipy import stats  # only for the Spearman mistake: scipy.stats loads slowly
     inf = torch.isinf(bigram)
     top = bigram[~inf].max()
     if mode == "max":
