@@ -60,8 +60,18 @@ def run(path: Path, out_dir: Path | None = None) -> Path:
     nb.metadata.pop("widgets", None)
     t = time.perf_counter()
     print(f"executing {path} ...", flush=True)
+    n_code, started = sum(c.cell_type == "code" for c in nb.cells), {}
+
+    def progress(cell, cell_index, **_):  # a chapter can train masks for many minutes
+        if cell.cell_type == "code":
+            done = sum(c.cell_type == "code" for c in nb.cells[:cell_index + 1])
+            print(f"  {path.name}: cell {done}/{n_code} done after "
+                  f"{time.perf_counter() - started['t']:.0f} s", flush=True)
+
+    started["t"] = time.perf_counter()
     # $RUN_NOTEBOOKS_TIMEOUT: seconds per cell (default 1800), for runs on a loaded machine
-    NotebookClient(nb, timeout=int(os.environ.get("RUN_NOTEBOOKS_TIMEOUT", "1800")), kernel_name="python3", record_timing=False,
+    NotebookClient(nb, timeout=int(os.environ.get("RUN_NOTEBOOKS_TIMEOUT", "1800")),
+                   kernel_name="python3", record_timing=False, on_cell_executed=progress,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     merge_streams(nb)
     if out_dir is None:
