@@ -1,12 +1,11 @@
 """Chapter 2 exercise checks: they pass right answers, say 'not implemented yet'
 for stubs, name the problem for plausible wrong answers, and never raise."""
 
-import pytest
 import torch
 
 from bigramlab import checks
-from tests.helpers.checks import assert_check_contract, assert_wrong_is_named
 from bigramlab.methods.residual import final_layer_norm, unembedding
+from tests.helpers.checks import contract_tests
 
 MASKED = {"gpt_neox": ("attention.query_key_value", "attention.dense", "mlp.dense_h_to_4h",
                        "mlp.dense_4h_to_h"),
@@ -223,19 +222,9 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("which", list(CHECKS))
-def test_right_stub_and_crash(which, capsys):
-    check, right = CHECKS[which]
-    assert_check_contract(check, right, capsys=capsys)
-
-    assert check(lambda *a: "seven").correct is False  # not a number or tensor: said, not raised
-    assert "✗" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("which,wrong,message", WRONG, ids=[w[1].__name__ for w in WRONG])
-def test_wrong_answer_is_named(which, wrong, message, capsys):
-    check, _ = CHECKS[which]
-    assert_wrong_is_named(check, wrong, message, capsys=capsys)
+# a number or tensor is expected: "seven" is said to be wrong, not raised
+test_right_stub_and_crash, test_wrong_answers_are_named = contract_tests(CHECKS, WRONG,
+                                                                         not_a_number=True)
 
 
 def test_gpt2_conv1d_mistake_is_named(capsys):

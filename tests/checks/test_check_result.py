@@ -4,9 +4,9 @@ say what is wrong for wrong answers, and never raise."""
 import pytest
 
 from bigramlab import checks
-from tests.helpers.checks import assert_check_contract
 from bigramlab.plumbing.profiles import TinyWorld
 from bigramlab.worlds.models import make_model
+from tests.helpers.checks import assert_check_contract
 from tests.helpers.tokenizers import WordTokenizer
 
 

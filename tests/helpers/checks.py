@@ -41,19 +41,23 @@ def assert_wrong_is_named(check, wrong, message, *extra, capsys):
     assert message in result.line
 
 
-def contract_tests(checks: dict, wrong: list):
+def contract_tests(checks: dict, wrong: list, not_a_number: bool = False):
     """The two parametrized tests every chapter's check module runs, built once here:
 
         test_right_stub_and_crash, test_wrong_answers_are_named = contract_tests(CHECKS, WRONG)
 
     ``checks``: {name: (check, right answer)}; ``wrong``: [(name, wrong answer,
-    words the check's line must contain)]."""
+    words the check's line must contain)]; ``not_a_number``: an answer of the wrong type
+    (a string) is also said to be wrong, not raised."""
     import pytest
 
     @pytest.mark.parametrize("name", list(checks))
     def test_right_stub_and_crash(name, capsys):
         check, right = checks[name]
         assert_check_contract(check, right, capsys=capsys)
+        if not_a_number:
+            assert check(lambda *a: "seven").correct is False  # said, not raised
+            assert "✗" in capsys.readouterr().out
 
     @pytest.mark.parametrize("name,wrong,message", wrong, ids=[w[1].__name__ for w in wrong])
     def test_wrong_answers_are_named(name, wrong, message, capsys):
