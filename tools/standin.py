@@ -36,7 +36,7 @@ tiny world whose corpus and tokenizer it borrows, so its corpus and masks are
 cached under stable keys (the corpus path is part of them) and a second run
 trains nothing.
 
-``tests/test_standin.py`` runs every chapter this way.
+``tests/real/test_standin.py`` runs every chapter this way.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def probe(name: str) -> dict:
     loaded weights' dtype, the logits' width beside the tokenizer's length, the largest
     gap between ``lm_surprisal`` and surprisals from logits cut to the tokenizer, the
     bigram CE beside the same from cut logits, the corpus, the released mask, one
-    default-memory mask step. ``tests/test_standin.py`` asserts on it."""
+    default-memory mask step. ``tests/real/test_standin.py`` asserts on it."""
     from bigramlab import get_profile, load_corpus, load_model
     from bigramlab.experiments import bigram_model
     from bigramlab.methods.metrics import LN2, lm_surprisal

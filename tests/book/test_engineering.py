@@ -14,8 +14,9 @@ from tools import engineering_tables as eng
 
 from tests.helpers import ROOT
 
-#: The blocks the page must hold (the tests of test_plan.py, test_reliability.py and
-#: test_packaging.py read other parts of the same page).
+#: The blocks the page must hold (tests/experiments/test_plan.py,
+#: tests/package/test_reliability.py and tests/package/test_packaging.py read other parts
+#: of the same page).
 REQUIRED = {"release", "versions", "t4-table", "lowmem-table", "quote"}
 #: A number as a reader reads one: not glued to a word ("T4", "160M", "float64", "SHA-256").
 NUMBER = re.compile(r"(?<![\w.\-/])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])")

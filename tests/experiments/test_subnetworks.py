@@ -111,7 +111,7 @@ def test_config_follows_profile():
 def test_chapter_budget_is_the_old_notebook_constant(monkeypatch):
     """The chapters used ``600 if profile.is_tiny else profile.max_steps``; the profile
     field gives the same config, hence the same mask cache keys (under the paper's budget;
-    the session budget caps real profiles' chapters at 600 steps: tests/test_plan.py)."""
+    the session budget caps real profiles' chapters at 600 steps: test_plan.py)."""
     monkeypatch.setenv("BIGRAMLAB_BUDGET", "paper")
     for name in ("tiny", "tiny-gpt2", "pythia-70m", "gpt2"):
         p = get_profile(name)

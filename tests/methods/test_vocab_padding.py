@@ -6,8 +6,8 @@ shapes and on a few sequences: the bigram and trigram cross-entropies of padded
 logits equal a naive dense reference over the first V columns, whatever the
 padding columns hold; ``load_model`` drops the padding rows of a real profile's
 (un)embedding, so every other softmax (surprisals, lenses, generation, the
-full-model target) sees V columns too (``tests/test_real_path.py``, and the
-stand-in's Pythia in ``tests/test_standin.py``)."""
+full-model target) sees V columns too (``tests/real/test_real_path.py``, and the
+stand-in's Pythia in ``tests/real/test_standin.py``)."""
 
 import torch
 

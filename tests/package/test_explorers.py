@@ -1,7 +1,7 @@
 """The explorers of Chapters 1, 3, 4 and 5 (bigramlab.explorers): every slider step
 holds what a naive computation gives, the figure is valid plotly JSON that loads
 no plotly.js from anywhere, and the live ipywidgets view redraws on a change.
-(The page in a real browser: tests/test_explorers_browser.py.)"""
+(The page in a real browser: tests/book/test_explorers_browser.py.)"""
 
 import json
 from collections import Counter
