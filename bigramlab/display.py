@@ -3,7 +3,7 @@ is what the package contains).
 
 Defined in Chapter 0 (tables, the loss curve), Chapter 1 (the bigram
 model's plots), Chapter 2 (the logit-lens heatmap) and Chapter 3 (the lambda
-sweep, the paper's Table 1). The explorers (static and live) are in ``bigramlab.explorers``.
+sweep, the paper's Table 1) and Chapter 6 (the paper's Table 2). The explorers (static and live) are in ``bigramlab.explorers``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from matplotlib.colors import LogNorm
 
-from .experiments.paper_tables import table1
+from .experiments.paper_tables import TABLE2, TABLE2_COLUMNS, table1
 
 
 def format_table(rows: Sequence[dict], floatfmt: str = ".3f") -> str:
@@ -282,3 +282,12 @@ def format_table1(rows: Sequence[dict] | None = None) -> str:
                           "active %": show(None if r["share"] is None else 100 * r["share"],
                                            ".3g"),
                           "r": show(r["r"], ".3f"), "source": r["source"]} for r in rows])
+
+
+def format_table2(rows: Sequence[dict] | None = None) -> str:
+    """The paper's Table 2 (``paper_tables.TABLE2``, or ``rows`` with its columns) as
+    text: Pearson r with the bigram surprisals, each number with the digits the paper
+    gives it."""
+    rows = TABLE2 if rows is None else rows
+    return format_table([{"model": r["model"], **{c: format(r[c], "g") for c in TABLE2_COLUMNS}}
+                         for r in rows])

@@ -170,7 +170,8 @@ def probe(name: str) -> dict:
     loaded weights' dtype, the logits' width beside the tokenizer's length, the largest
     gap between ``lm_surprisal`` and surprisals from logits cut to the tokenizer, the
     bigram CE beside the same from cut logits, the corpus, the released mask, one
-    default-memory mask step. ``tests/real/test_standin.py`` asserts on it."""
+    default-memory mask step, and the fused q/k/v layout read through ``part``.
+    ``tests/real/test_standin.py`` asserts on it."""
     from bigramlab import get_profile, load_corpus, load_model
     from bigramlab.experiments import bigram_model
     from bigramlab.methods.metrics import LN2, lm_surprisal
@@ -199,6 +200,7 @@ def probe(name: str) -> dict:
               for k in [min(len(params[q]), len(stored[n]))])  # embeddings: padding rows cut
     step = sparsify(model, train, BigramTarget(bigram), SparsifyConfig(max_steps=1, batch_size=8),
                     progress=False)
+    head_gap = _head_gap(model, ev[:2, :32])
     return {"profile": p.name, "dtype": str(next(model.parameters()).dtype),
             "logits_width": logits.shape[-1], "tokenizer": V, "pad_token": tok.pad_token,
             "surprisal_gap": float((lm_surprisal(model, ev).double() - want).abs().max()),
@@ -206,7 +208,24 @@ def probe(name: str) -> dict:
             "bigram_ce_cut": float(bigram.cross_entropy(logits[..., :V].contiguous(), ev)),
             "corpus": [list(ev.shape), list(train.shape)], "released_kept": released.count(),
             "step_ce_finite": bool(math.isfinite(step.ce[0])), "unread_weights": unread,
-            "weights_gap": gap}
+            "weights_gap": gap, "head_gap": head_gap}
+
+
+def _head_gap(model, ids: torch.Tensor, layer: int = 0, head: int = 1) -> float:
+    """max |logits with ``head``'s v weights and v bias zeroed through ``part`` - logits
+    with the head's output zeroed by a hook| (Chapter 2's test of the fused q/k/v layout:
+    0 when ``part`` finds the head's v, as the architecture table says it is stored)."""
+    from bigramlab.methods.residual import zero_head_output, zeroed
+
+    qkv = next(m for m in maskable_matrices(model) if m.layer == layer and m.role == "qkv")
+    v = qkv.part("v", head)
+    entries = {qkv.name: v, qkv.name.removesuffix("weight") + "bias": v.any(dim=qkv.in_axis)}
+    with torch.no_grad():
+        with zero_head_output(model, layer, head):
+            want = model(input_ids=ids).logits
+        with zeroed(model, entries):
+            got = model(input_ids=ids).logits
+    return float((got - want).abs().max())
 
 
 def _stored_weights(p) -> dict:

@@ -21,7 +21,7 @@ train_subnetwork``). Every function takes a ``Profile``. These import ``plumbing
 from .bigram import bigram_model
 from .circuits import add_back, agreement_cases, agreement_words, measure
 from .necessity import ablation, optimal_sweep
-from .paper_tables import PLATEAU_ACTIVE, SECTION_3_2
+from .paper_tables import PLATEAU_ACTIVE, SECTION_3_2, SECTION_4_2, TABLE2
 from .plan import chapter_plan
 from .subnetworks import (TARGETS, evaluate_subnetwork, evaluate_trigram, mask_config, mask_key,
                           reference_subnetwork, train_subnetwork)
@@ -32,4 +32,4 @@ __all__ = ["bigram_model", "trigram_model", "ablation", "optimal_sweep", "TARGET
            "evaluate_subnetwork", "evaluate_trigram", "mask_config", "mask_key",
            "reference_subnetwork", "train_subnetwork", "compare_worlds", "evaluate_world",
            "chapter_plan", "agreement_words", "agreement_cases", "measure", "add_back",
-           "PLATEAU_ACTIVE", "SECTION_3_2"]
+           "PLATEAU_ACTIVE", "SECTION_3_2", "SECTION_4_2", "TABLE2"]

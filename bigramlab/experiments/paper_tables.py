@@ -1,4 +1,5 @@
-"""The paper's Table 1, and the two sizes that summaries of it fuse.
+"""The paper's Table 1 (and the two sizes that summaries of it fuse), Table 2,
+and section 4.2's attention shares.
 
 Chang & Bergen (2025) analyse one bigram subnetwork per model, at one lambda
 per model (Table 1: the lambda, the active parameters, the total mask
@@ -19,7 +20,17 @@ parameters" means there); the analysed lambda, active count and r are the
 paper's where the course's reference notes give them, derived from Table 3's
 bigram share (3 significant digits) where only that is given, and None where
 neither gives them. ``source`` says which. ``bigramlab.display.format_table1``
-prints it. Defined in Chapter 3.
+prints it.
+
+:data:`TABLE2` is the paper's Table 2 in full: for three models, Pearson r
+with the bigram surprisals of the full model, of the lambda = 0 bigram
+subnetwork, and of that subnetwork's layer-0 output lens (a linear map fitted
+from its state 0, the token embedding, to its last state, then its final
+layer norm and unembedding). ``bigramlab.display.format_table2`` prints it.
+:data:`SECTION_4_2` holds section 4.2's query/key and value/output shares of
+Pythia 1B's bigram subnetwork (``methods.attention_roles`` computes them for
+any subnetwork). Defined in Chapter 3 (Table 1), Chapter 4 (section 4.2) and
+Chapter 6 (Table 2).
 """
 
 from __future__ import annotations
@@ -28,7 +39,8 @@ from ..methods.anatomy import count_maskable
 from ..plumbing.profiles import PROFILES
 from ..worlds.models import make_meta_model
 
-__all__ = ["PLATEAU_ACTIVE", "SECTION_3_2", "ANALYSED", "table1"]
+__all__ = ["PLATEAU_ACTIVE", "SECTION_3_2", "SECTION_4_2", "ANALYSED", "TABLE2",
+           "TABLE2_COLUMNS", "table1"]
 
 #: Section 3.2 / Figure 1: r plateaus at roughly 10M active parameters, whatever the size.
 PLATEAU_ACTIVE = 10_000_000
@@ -51,6 +63,24 @@ ANALYSED = (  # rows, not a dict: "gpt2" is a profile name here, not an architec
     ("gpt2", 10.0, None, 0.0107, None),
     ("gpt2-medium", 10.0, None, None, None),
     ("gpt2-large", 100.0, None, 0.00103, None),
+)
+
+#: Section 4.2: shares of Pythia 1B's bigram subnetwork (final checkpoint) in query/key and
+#: in value/output entries. They sum to 17.9%, the attention part that "82% in MLPs"
+#: leaves, so they are read as shares of the whole subnetwork (the paper's helper cuts
+#: the fused q/k/v matrix into contiguous thirds: ``split="thirds"``).
+SECTION_4_2 = {"model": "pythia-1b", "query_key_share": 0.063, "value_output_share": 0.116}
+
+#: Table 2's columns: Pearson r with the bigram surprisals of ...
+TABLE2_COLUMNS = ("full model", "lambda 0 subnetwork", "its layer-0 output lens")
+#: Table 2 in full. GPT-2 small* is the authors' own GPT-2 small, trained with checkpoints.
+TABLE2 = (
+    {"model": "Pythia 160M", "full model": 0.69, "lambda 0 subnetwork": 0.964,
+     "its layer-0 output lens": 0.615},
+    {"model": "Pythia 1B", "full model": 0.632, "lambda 0 subnetwork": 0.987,
+     "its layer-0 output lens": 0.936},
+    {"model": "GPT-2 small*", "full model": 0.68, "lambda 0 subnetwork": 0.987,
+     "its layer-0 output lens": 0.921},
 )
 
 

@@ -16,6 +16,9 @@ touches the cache or the network. In the order the chapters teach them:
 - ``masks`` (Ch. 3): the one way weights are masked, and soft masks;
 - ``targets``, ``sparsify_config``, ``sparsify`` (Ch. 3): continuous sparsification;
 - ``subnetwork`` (Ch. 3-5): binary masks as values (apply, count, edit, files);
+- ``attention_roles`` (Ch. 4): a subnetwork's attention entries split into
+  query/key and value/output (section 4.2), by the true layout or the paper's
+  helper's contiguous thirds;
 - ``overlap`` (Ch. 4, 8): the overlap of two masks and its exact chance level
   under uniform placement and under the paper's row-shuffle null;
 - ``rotation`` (Ch. 6): ridge maps across the residual stream from streamed
@@ -49,6 +52,7 @@ from .agreement import (AgreementCases, agreement_accuracy, find_agreement, logi
                         ngram_margins)
 from .anatomy import (KINDS, MaskableMatrix, UnsupportedArchitectureError, anatomy_table,
                       count_maskable, maskable_matrices, parameter_groups)
+from .attention_roles import query_key_value_output
 from .bigrams import BigramModel, bigram_counts, bigram_generate, context_counts, unigram_counts
 from .circuits import (extra_part, gap_closed, greedy_add_back, head_part, kinds_part, mlp_part,
                        model_parts)
@@ -74,6 +78,7 @@ __all__ = [
     "CONDITIONS", "LABELS", "ablation_conditions", "clip_inf", "condition_surprisals",
     "select_optimal", "surprisal_summary",
     "AgreementCases", "agreement_accuracy", "find_agreement", "logit_margins", "ngram_margins",
+    "query_key_value_output",
     "KINDS", "MaskableMatrix", "UnsupportedArchitectureError", "anatomy_table", "count_maskable",
     "maskable_matrices", "parameter_groups",
     "BigramModel", "bigram_counts", "bigram_generate", "context_counts", "unigram_counts",

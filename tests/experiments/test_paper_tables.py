@@ -15,12 +15,20 @@ bigram subnetwork (the paper: lambda 10 for Pythia 160M and GPT-2 small, 100 for
 Pythia 1B and GPT-2 large)"; Table 3's bigram column: "Pythia 160M | 0.0852",
 "Pythia 1B | 0.00171", "GPT-2 small | 0.0107", "GPT-2 large | 0.00103". Issue
 22: the analysed subnetworks are "0.73M-7.2M".
+
+Table 2, quoted from the notes (section 4): "Its only lens numbers (Table 2): the
+layer-0 output lens of the lambda-0 bigram subnetwork scored against bigram
+surprisals: Pythia 160M 0.615, Pythia 1B 0.936, GPT-2 small* 0.921 (full models:
+0.69, 0.632, 0.68; lambda-0 subnetworks: 0.964, 0.987, 0.987)". Section 4.2, from
+the notes (section 5): "11.6% in value/output vs 6.3% in query/key for Pythia 1B";
+(section 3): "82% in MLP layers overall".
 """
 
 import pytest
 
-from bigramlab.display import format_table1
-from bigramlab.experiments.paper_tables import PLATEAU_ACTIVE, SECTION_3_2, table1
+from bigramlab.display import format_table1, format_table2
+from bigramlab.experiments.paper_tables import (PLATEAU_ACTIVE, SECTION_3_2, SECTION_4_2, TABLE2,
+                                                TABLE2_COLUMNS, table1)
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +82,24 @@ def test_display_marks_unknowns_and_sources():
     assert "released lambda only" in line and " - " in line
     line = next(l for l in text.splitlines() if l.startswith("pythia-160m "))
     assert "~7.24M" in line and "7,236,433" not in line  # 3 digits, as Table 3 gives them
+
+
+def test_table2_in_full():
+    """Three models, three columns, each number where the notes put it."""
+    quoted = {"Pythia 160M": (0.69, 0.964, 0.615), "Pythia 1B": (0.632, 0.987, 0.936),
+              "GPT-2 small*": (0.68, 0.987, 0.921)}
+    assert TABLE2_COLUMNS == ("full model", "lambda 0 subnetwork", "its layer-0 output lens")
+    assert {r["model"]: tuple(r[c] for c in TABLE2_COLUMNS) for r in TABLE2} == quoted
+    lines = format_table2().splitlines()
+    assert lines[0].split("  ")[0].strip() == "model" and len(lines) == 2 + len(quoted)
+    for model, numbers in quoted.items():  # the digits the paper gives, no more, no fewer
+        line = next(l for l in lines if l.startswith(model + " "))
+        assert line.split()[-3:] == [format(x, "g") for x in numbers], line
+
+
+def test_section_4_2_shares_are_the_attention_part():
+    assert SECTION_4_2 == {"model": "pythia-1b", "query_key_share": 0.063,
+                           "value_output_share": 0.116}
+    # 6.3% + 11.6% = 17.9%: what "82% in MLPs" leaves for attention, to rounding
+    assert abs(SECTION_4_2["query_key_share"] + SECTION_4_2["value_output_share"]
+               - (1 - 0.82)) < 0.005
