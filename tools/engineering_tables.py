@@ -74,10 +74,19 @@ def quote(path: str, cell_id: str) -> str:
     lines = [line.rstrip() for line in text.strip("\n").splitlines()]
     if len(lines) < 3 or not re.fullmatch(r"-+(  +-+)*", lines[1]):
         return "```text\n" + "\n".join(lines) + "\n```"
-    starts = [m.start() for m in re.finditer(r"-+", lines[1])] + [None]
-    rows = [[line[a:b].strip() for a, b in zip(starts, starts[1:])] for line in lines]
+    starts = [m.start() for m in re.finditer(r"-+", lines[1])]
+    # the table ends at the first line that does not keep its columns (a space before
+    # each column's start): a sentence printed after it is quoted as text below it
+    end = 2
+    while end < len(lines) and all(len(lines[end]) <= s or lines[end][s - 1] == " "
+                                   for s in starts[1:]):
+        end += 1
+    bounds = starts + [None]
+    rows = [[line[a:b].strip() for a, b in zip(bounds, bounds[1:])] for line in lines[:end]]
     rows[1] = ["---"] * len(rows[0])
-    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+    table = "\n".join("| " + " | ".join(row) + " |" for row in rows)
+    rest = "\n".join(lines[end:]).strip("\n")
+    return table + ("\n\n```text\n" + rest + "\n```" if rest else "")
 
 
 def spread() -> str:
