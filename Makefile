@@ -2,6 +2,8 @@
 #   make book       build the HTML book from the outputs stored in the notebooks (seconds)
 #   make test       the whole test suite: unit/property tests, sync checks, nbval, book build
 #   make quick      unit and property tests only (no notebooks, no full tiny world): a few minutes
+#   make test-X     one folder of tests/ (methods, experiments, worlds, plumbing, package, checks,
+#                   grading, book, real); M="not slow" leaves out its slow tests
 #   make notebooks  re-execute chapters and solutions in the `tiny` profile (about 25 minutes
 #                   from an empty cache on 2 cores) into _build/executed; tracked files are
 #                   rewritten only with UPDATE=1 (make notebooks UPDATE=1)
@@ -37,6 +39,11 @@ test: install
 
 quick: install
 	TQDM_DISABLE=1 $(PYTHON) -m pytest $(XDIST) tests -m "not slow and not notebooks"
+
+# One group: make test-methods, make test-book M="not slow", ... (tests/<group>/)
+test-%: install
+	@test -d tests/$* || { echo "no folder tests/$*; the groups:" $$(ls tests | grep -v -e '\.' -e helpers -e __); exit 2; }
+	TQDM_DISABLE=1 $(PYTHON) -m pytest $(XDIST) tests/$* $(if $(M),-m "$(M)")
 
 bench: install
 	$(PYTHON) benchmarks/bench_bigrams.py

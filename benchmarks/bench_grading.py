@@ -5,7 +5,7 @@
     python benchmarks/bench_grading.py --students 4      # a smoke run
     python benchmarks/bench_grading.py --save            # add the row to results/grading.json
 
-The class is made from the course's notebooks (``tests/grading_fixtures.py``):
+The class is made from the course's notebooks (``tests/helpers/grading.py``):
 a third solve everything, others leave exercises blank, make the plausible
 mistakes of Chapter 1, delete the display cells, reorder cells, or break their
 setup cell (Chapter 6: 6.3 loops forever in some). The notebooks go to a temporary folder and
@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import grading_fixtures as fx  # noqa: E402  (the repository's own helpers)
+from tests.helpers import grading as fx  # noqa: E402  (the repository's own helpers)
 
 RESULTS = ROOT / "benchmarks" / "results" / "grading.json"
 LOOP = "def recall_at_k(logits, labels, k):\n    while True:\n        pass\n"

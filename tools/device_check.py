@@ -21,7 +21,7 @@ records per chapter, in a JSON file (``--out``, default ``device_check.json``):
 A chapter that fails is recorded with its error (the others still run); the command
 exits 1 if any failed. The executed notebooks are kept beside the JSON file
 (``<out>.notebooks/``). Without ``--standin`` it refuses to start on a machine
-without CUDA. ``tests/test_device_check.py`` runs it on the stand-in, on one chapter.
+without CUDA. ``tests/real/test_device_check.py`` runs it on the stand-in, on one chapter.
 """
 
 from __future__ import annotations

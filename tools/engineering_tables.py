@@ -9,7 +9,7 @@ a generated block between ``<!-- NAME ARGS -->`` and ``<!-- /NAME -->``:
     quote PATH ID            the printed output of cell ID of notebook PATH, as stored
                              (a printed table as a Markdown table)
 
-``tests/test_engineering.py`` fails when a block differs from what this renders (and on a
+``tests/book/test_engineering.py`` fails when a block differs from what this renders (and on a
 number in the page's prose, outside the blocks).
 
     python tools/engineering_tables.py           # rewrite the blocks of book/engineering.md

@@ -33,7 +33,7 @@ Usage::
     python tools/make_exercises.py --check   # exit 1 and name stale files; write nothing
 
 The output is deterministic (JSON as ``nbformat`` writes it, MyST as
-``jupytext`` writes it), so ``--check`` and ``tests/test_sync.py`` can compare
+``jupytext`` writes it), so ``--check`` and ``tests/book/test_sync.py`` can compare
 the files byte for byte.
 """
 

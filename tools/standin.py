@@ -36,7 +36,7 @@ tiny world whose corpus and tokenizer it borrows, so its corpus and masks are
 cached under stable keys (the corpus path is part of them) and a second run
 trains nothing.
 
-``tests/test_standin.py`` runs every chapter this way.
+``tests/real/test_standin.py`` runs every chapter this way.
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def probe(name: str) -> dict:
     gap between ``lm_surprisal`` and surprisals from logits cut to the tokenizer, the
     bigram CE beside the same from cut logits, the corpus, the released mask, one
     default-memory mask step, and the fused q/k/v layout read through ``part``.
-    ``tests/test_standin.py`` asserts on it."""
+    ``tests/real/test_standin.py`` asserts on it."""
     from bigramlab import get_profile, load_corpus, load_model
     from bigramlab.experiments import bigram_model
     from bigramlab.methods.metrics import LN2, lm_surprisal

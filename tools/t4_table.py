@@ -3,7 +3,7 @@
 Computed from the model configs by ``bigramlab.experiments.plan.mask_step_cost``
 (not measured: no GPU was lent when it was written), under the session budget
 (``BIGRAMLAB_BUDGET=session``, the default) and the paper's
-(``BIGRAMLAB_BUDGET=paper``). ``tests/test_plan.py`` checks that the tables in
+(``BIGRAMLAB_BUDGET=paper``). ``tests/experiments/test_plan.py`` checks that the tables in
 book/engineering.md and book/setup.md are what this prints
 (``tools/engineering_tables.py`` renders them into the appendix).
 

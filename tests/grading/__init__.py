@@ -1,0 +1,2 @@
+"""The grader (bigramlab/grade/, `bigramlab grade`): the judge without a kernel, graded
+submissions, isolation."""
