@@ -13,7 +13,7 @@ tensors out), ``bigramlab.experiments`` (per profile, cached: what the chapters 
 (tables and plots), ``bigramlab.explorers`` (interactive figures), ``bigramlab.checks``
 (the exercises' checks) and ``bigramlab.grade`` (grading notebooks).
 
-The layers, each importing only those before it (``tests/test_layers.py`` checks it):
+The layers, each importing only those before it (``tests/package/test_layers.py`` checks it):
 ``plumbing`` < ``methods`` < ``worlds`` < ``experiments`` < the rest. A profile's name
 is resolved once, by ``get_profile`` (here: ``load_model`` and its siblings in
 ``loaders``; the command line ``cli``); the functions that take a Profile check it where

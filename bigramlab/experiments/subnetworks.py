@@ -59,7 +59,7 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Profile)}
 
 
 #: The float64 (tiny) profiles' mask-logit grid: with it a mask is the same bit for bit
-#: under every CPU kernel set (``SparsifyConfig.logit_grid``; measured in tests/test_release.py).
+#: under every CPU kernel set (``SparsifyConfig.logit_grid``; measured in tests/worlds/test_release.py).
 LOGIT_GRID = 2.0 ** -24
 
 

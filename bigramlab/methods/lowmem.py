@@ -24,7 +24,7 @@ Pythia 1B (805M mask entries) that is well above a T4's 14.7 GiB.
 - the density penalty's gradient is added in closed form, one matrix at a time.
 
 With fp32 weights and moments it computes the default's update up to float
-rounding (``tests/test_lowmem.py``); the book's appendix, "Masking in less memory", has the
+rounding (``tests/methods/test_lowmem.py``); the book's appendix, "Masking in less memory", has the
 measured memory and what the low-memory mode does to the tiny world's masks.
 Defined in Chapter 3 (its setup note); Pythia 1B and GPT-2 large train with it.
 """

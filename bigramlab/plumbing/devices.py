@@ -35,7 +35,7 @@ def numerics(device: torch.device | str | None = None, dtype: torch.dtype | None
     For a float64 computation (``dtype``) only the device type, the torch build and
     the dtype: its last-bit differences across kernels and thread counts stay far below
     anything a mask or a printed digit can see (the tiny world: tested by
-    ``tests/test_release.py``), so a mask trained on one thread is the one on two."""
+    ``tests/worlds/test_release.py``), so a mask trained on one thread is the one on two."""
     device = torch.device(device) if device is not None else default_device()
     out = {"device": device.type, "torch": torch.__version__}
     if dtype == torch.float64:

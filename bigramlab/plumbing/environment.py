@@ -2,7 +2,7 @@
 notebook: the versions of bigramlab, torch and transformers, the device and
 its memory, the profile and its budget; and a loud failure when the bigramlab that runs
 is not the version the book was written for (the course's version is also the
-``version`` of ``pyproject.toml``; ``tests/test_sync.py`` keeps them equal). Defined in Chapter 0.
+``version`` of ``pyproject.toml``; ``tests/book/test_sync.py`` keeps them equal). Defined in Chapter 0.
 """
 
 from __future__ import annotations
