@@ -16,7 +16,8 @@ import torch
 from ..methods.anatomy import maskable_matrices
 from ..methods.generation import tempered
 from ..methods.overlap import overlap_stats, row_blocks, row_shuffle_null
-from ._core import Wrong, as_float as _float, call, random_subnetwork, rng, run, small_model
+from ._core import (Wrong, as_float as _float, as_tensor, call, random_subnetwork, rng, run,
+                    small_model)
 
 _KEYS = ("full", "subnetwork", "random", "minus_subnetwork", "minus_random")
 
@@ -154,7 +155,7 @@ def check_tempered(fn: Callable) -> bool:
         probs = torch.softmax(logits, -1)
         for T in (0.3, 1.0, 2.0, 0.0):
             try:
-                got = torch.as_tensor(call(fn, probs.clone(), T)).detach().double()
+                got = as_tensor(call(fn, probs.clone(), T), f"T = {T}")
             except Wrong as e:
                 if T == 0:
                     raise Wrong(f"T = 0 ({e}); T = 0 means greedy: all the probability on "
@@ -184,7 +185,7 @@ def check_tempered(fn: Callable) -> bool:
                             "1/T before renormalising")
             raise Wrong(f"T = {T}: the distribution differs from p^(1/T) renormalised")
         tie = torch.tensor([[0.25, 0.375, 0.375]], dtype=torch.float64)
-        got = torch.as_tensor(call(fn, tie, 0.0)).double()
+        got = as_tensor(call(fn, tie, 0.0), "T = 0 with a tie")
         if not torch.equal(got, torch.tensor([[0.0, 1.0, 0.0]], dtype=torch.float64)):
             raise Wrong("T = 0 with two equal maxima: give all the mass to the lower id")
     return run("Exercise 8.2 (the tempered distribution)", body)

@@ -205,7 +205,8 @@ WRONG = [
 ]
 
 
-test_right_stub_and_crash, test_wrong_answers_are_named = contract_tests(CHECKS, WRONG)
+test_right_stub_and_crash, test_wrong_answers_are_named = contract_tests(CHECKS, WRONG,
+                                                                         not_a_number=True)
 
 
 def test_persistence_as_a_tensor_pair_passes(capsys):
