@@ -298,7 +298,7 @@ def bench_ce_time(model, V, device, args):
             t, _ = timed(lambda: fn(model, x, ids, hard, cache), device)
             times[name].append(t)
             del x
-    rows_ = model._rows(ids.reshape(-1))
+    rows_ = model.context_rows(ids.reshape(-1))
     if model.storage == "sparse":
         nnz = int((model._row_ptr[rows_ + 1] - model._row_ptr[rows_]).sum())
     else:

@@ -117,9 +117,9 @@ class BigramModel(RowStore):
                 f"distinct_pairs={self.nnz}, device={self.device})")
 
     # ----------------------------------------------------------- row access
-    def _rows(self, contexts) -> torch.Tensor:
+    def context_rows(self, contexts) -> torch.Tensor:
         """Row index answering for each context id (0..V), backoff applied."""
-        return self._row_of[self._ids(contexts, self.vocab_size + 1)]
+        return self._row_of[self.checked_ids(contexts, self.vocab_size + 1)]
 
     # --------------------------------------------------------------- queries
     def prob(self, cur: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
@@ -128,8 +128,8 @@ class BigramModel(RowStore):
         ``cur`` may be a token id or the start id V.  Returns float32
         probabilities (0 for an unseen pair in a seen context).
         """
-        nxt = self._ids(nxt, self.vocab_size)
-        return self._prob_at(self._rows(cur), nxt)
+        nxt = self.checked_ids(nxt, self.vocab_size)
+        return self.prob_at(self.context_rows(cur), nxt)
 
     def surprisal(self, input_ids: torch.Tensor, start: bool = False
                   ) -> torch.Tensor:
@@ -142,7 +142,7 @@ class BigramModel(RowStore):
         column being -log2 P(x[0] | start).  Probability 0 gives ``inf``.
         A 1-D input gives a 1-D output.
         """
-        ids = check_token_ids(self._ids(input_ids, self.vocab_size), None, ndim=(1, 2),
+        ids = check_token_ids(self.checked_ids(input_ids, self.vocab_size), None, ndim=(1, 2),
                               where="BigramModel.surprisal: ")
         one_d = ids.dim() == 1
         if one_d:
@@ -162,8 +162,8 @@ class BigramModel(RowStore):
         id -> (V,).  Meant for a handful of contexts: n * V floats are made.
         """
         cur = torch.as_tensor(cur, device=self.device)
-        rows = self._rows(cur.reshape(-1))
-        return self._row_probs(rows).reshape(*cur.shape, self.vocab_size)
+        rows = self.context_rows(cur.reshape(-1))
+        return self.row_probs(rows).reshape(*cur.shape, self.vocab_size)
 
     def top_next(self, token: torch.Tensor | int, k: int = 10):
         """The k most probable next tokens after ``token``: (probs, ids).
@@ -227,13 +227,12 @@ class BigramModel(RowStore):
             raise ValueError(f"logits have {logits.shape[-1]} columns, fewer "
                              f"than vocab_size={self.vocab_size}")
         logits = logits[..., :self.vocab_size]  # padding columns never enter the softmax
-        rows = self._rows(input_ids.reshape(-1))
+        rows = self.context_rows(input_ids.reshape(-1))
         if rows.numel() == 0:
             raise ValueError("cross_entropy of an empty batch")
-        # sparse rows that are not cached dense are scattered: say how many non-zeros
-        scatter = None if self._table is not None else self._light_len[rows]
         return chunked_cross_entropy(logits.reshape(-1, logits.shape[-1]), rows,
-                                     self._row_probs, self.vocab_size, scatter, chunk_elements)
+                                     self.row_probs, self.vocab_size, self.scatter_sizes(rows),
+                                     chunk_elements)
 
     # ----------------------------------------------------------- save / load
     def save(self, path: str | os.PathLike) -> None:
@@ -307,7 +306,7 @@ def bigram_generate(bigram: BigramModel, prompt: torch.Tensor | None = None,
     gives the same text whatever device the bigram model lives on. The loop is
     ``generation.sample_tokens``, the same one that samples a language model's text.
     """
-    ids = bigram._ids(torch.zeros(n, 0, dtype=torch.int64) if prompt is None else prompt,
+    ids = bigram.checked_ids(torch.zeros(n, 0, dtype=torch.int64) if prompt is None else prompt,
                       bigram.vocab_size).cpu()
     one_d = ids.dim() == 1
     if one_d:

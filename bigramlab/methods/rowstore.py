@@ -178,7 +178,7 @@ class RowStore:
             self._counts = self._counts_all[: self.nnz]
         return self
 
-    def _ids(self, ids, high: int) -> torch.Tensor:
+    def checked_ids(self, ids, high: int) -> torch.Tensor:
         """``ids`` as an int64 tensor on the model's device, checked < high."""
         ids = torch.as_tensor(ids, device=self.device)
         if ids.dtype.is_floating_point or ids.dtype == torch.bool or \
@@ -192,7 +192,7 @@ class RowStore:
                                  f"[{lo}, {hi}]")
         return ids
 
-    def _all_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def all_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(keys ``row * V + b``, counts) of every stored row, the backoff row included,
         sparse: sorted unique int64 keys (the trigram model copies its bigram rows)."""
         if self._table is None:
@@ -201,7 +201,7 @@ class RowStore:
         keys = flat.nonzero().squeeze(1)
         return keys, flat[keys]
 
-    def _prob_at(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    def prob_at(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """P(col | row), elementwise over broadcast (rows, cols), float32."""
         rows, cols = torch.broadcast_tensors(rows, cols)
         if self._table is not None:
@@ -214,7 +214,7 @@ class RowStore:
             count = torch.where(keys[at] == query, self._counts_all[at], 0)
         return count.float() / self._row_total[rows].float()
 
-    def _row_probs(self, rows: torch.Tensor, n_scattered: int | None = None
+    def row_probs(self, rows: torch.Tensor, n_scattered: int | None = None
                    ) -> torch.Tensor:
         """Dense float32 probability rows P(. | row), shape (len(rows), V).
 
@@ -227,6 +227,12 @@ class RowStore:
         if self._table is None:
             self._scatter_rows(out, rows, self._light_len[rows], n_scattered)
         return out
+
+    def scatter_sizes(self, rows: torch.Tensor) -> torch.Tensor | None:
+        """Per row of ``rows``, how many non-zeros ``row_probs`` scatters for it (rows cached
+        dense count 0): what ``sparse_ce.chunked_cross_entropy`` sums per chunk up front.
+        None for a dense store, which scatters nothing."""
+        return None if self._table is not None else self._light_len[rows]
 
     def _scatter_rows(self, out: torch.Tensor, rows: torch.Tensor,
                       length: torch.Tensor, total: int | None = None) -> None:

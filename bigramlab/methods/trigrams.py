@@ -92,7 +92,7 @@ class TrigramModel:
         # Seen contexts a (V + 1) + b, sorted; trigram row r is context _contexts[r].
         self._contexts, inverse = torch.unique_consecutive(keys // V, return_inverse=True)
         R = self.n_contexts = self._contexts.numel()
-        b_keys, b_counts = bigram._all_rows()  # rows 0..V + 1, the backoff row included
+        b_keys, b_counts = bigram.all_rows()  # rows 0..V + 1, the backoff row included
         # One store: the trigram rows 0..R-1, then the bigram rows R..R + V + 1.
         self._store = RowStore.of_rows(V, torch.cat([inverse * V + keys % V, b_keys + R * V]),
                                        torch.cat([counts, b_counts]), R + V + 2)
@@ -188,7 +188,7 @@ class TrigramModel:
         """(store row answering after each context (prev2, prev1), whether it is a
         trigram row), broadcast; ids checked to be in 0..V (V: the start placeholder)."""
         V, R = self.vocab_size, self.n_contexts
-        a, b = (self._store._ids(x, V + 1) for x in (prev2, prev1))
+        a, b = (self._store.checked_ids(x, V + 1) for x in (prev2, prev1))
         a, b = torch.broadcast_tensors(a, b)
         ctx = a * (V + 1) + b
         if R:
@@ -196,7 +196,7 @@ class TrigramModel:
             found = self._contexts[at] == ctx
         else:
             at, found = torch.zeros_like(ctx), torch.zeros_like(ctx, dtype=torch.bool)
-        return torch.where(found, at, R + self.bigram._row_of[b]), found
+        return torch.where(found, at, R + self.bigram.context_rows(b)), found
 
     def _position_rows(self, ids: torch.Tensor) -> torch.Tensor:
         """(batch, seq) store rows of the distribution of the token after each position
@@ -223,14 +223,14 @@ class TrigramModel:
     def prob(self, prev2, prev1, nxt) -> torch.Tensor:
         """P(nxt | prev2, prev1), elementwise (broadcasting), back-off applied; float32.
         Contexts may be the start id V; 0 for an unseen continuation of a seen context."""
-        nxt = self._store._ids(nxt, self.vocab_size)
-        return self._store._prob_at(self._context_rows(prev2, prev1)[0], nxt)
+        nxt = self._store.checked_ids(nxt, self.vocab_size)
+        return self._store.prob_at(self._context_rows(prev2, prev1)[0], nxt)
 
     def next_token_probs(self, prev2, prev1) -> torch.Tensor:
         """Dense distributions P(. | prev2, prev1), float32: shape (*broadcast shape, V).
         Meant for a handful of contexts: n * V floats are made."""
         rows = self._context_rows(prev2, prev1)[0]
-        return self._store._row_probs(rows.reshape(-1)).reshape(*rows.shape, self.vocab_size)
+        return self._store.row_probs(rows.reshape(-1)).reshape(*rows.shape, self.vocab_size)
 
     def top_next(self, prev2, prev1, k: int = 10):
         """The k most probable tokens after (prev2, prev1): (probs, ids), sorted by
@@ -255,7 +255,7 @@ class TrigramModel:
         if start:
             first = self._context_rows(self.vocab_size, self.vocab_size)[0]
             rows, nxt = torch.cat([first.expand(len(ids), 1), rows], 1), ids
-        out = 0.0 - torch.log2(self._store._prob_at(rows, nxt))  # "0 -": p = 1 gives +0
+        out = 0.0 - torch.log2(self._store.prob_at(rows, nxt))  # "0 -": p = 1 gives +0
         return out.squeeze(0) if one_d else out
 
     def cross_entropy(self, logits: torch.Tensor, input_ids, *,
@@ -284,8 +284,8 @@ class TrigramModel:
             raise ValueError(f"{where}an empty batch has no cross-entropy: pass at least "
                              "one token")
         return chunked_cross_entropy(logits.reshape(-1, logits.shape[-1]), rows,
-                                     self._store._row_probs, self.vocab_size,
-                                     self._store._light_len[rows], chunk_elements)
+                                     self._store.row_probs, self.vocab_size,
+                                     self._store.scatter_sizes(rows), chunk_elements)
 
     # ----------------------------------------------------------- save / load
     def save(self, path: str | os.PathLike) -> None:

@@ -323,7 +323,7 @@ def test_cross_entropy_value_and_grad(storage, pad, chunk, monkeypatch):
     loss.backward()
 
     if storage == "sparse":  # both kinds of rows occur in this batch
-        rows = model._rows(ids.reshape(-1))
+        rows = model.context_rows(ids.reshape(-1))
         assert cached(model)[rows].any() and not cached(model)[rows].all()
 
     ref_in = logits.clone().requires_grad_()
