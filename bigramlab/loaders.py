@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from .plumbing.profiles import Profile, get_profile
 from .worlds import loading
+from .worlds.loading import with_embeddings
 from .worlds.tiny.build import build_world as _build_world
 
-__all__ = ["load_model", "load_tokenizer", "load_corpus", "build_world"]
+__all__ = ["load_model", "load_tokenizer", "load_corpus", "build_world", "with_embeddings"]
 
 
 def load_model(profile: Profile | str | None = None, checkpoint: str | None = None,
                device=None):
     """``(model, tokenizer)`` of a profile at ``checkpoint`` (default: the final
-    one), in eval mode on ``device`` (default: CUDA when present, else CPU)."""
+    one; or a spliced model named by :func:`with_embeddings`), in eval mode on
+    ``device`` (default: CUDA when present, else CPU)."""
     return loading.load_model(get_profile(profile), checkpoint, device)
 
 
