@@ -263,11 +263,17 @@ def plot_lambda_sweep(lambdas, kept, r, ax=None, threshold: float = 0.95):
     return ax
 
 
+#: ``format_table1``'s short names for ``table1()``'s sources, in the order of its legend.
+TABLE1_SOURCES = {"Table 1 / section 3.2": "T1", "active = Table 3 share x total": "T3",
+                  "released lambda only": "rel", "not in the course's notes": "-"}
+
+
 def format_table1(rows: Sequence[dict] | None = None) -> str:
     """The paper's Table 1 (``bigramlab.experiments.paper_tables.table1()``, or
     ``rows``) as text: counts with thousands separators (a count derived from Table
     3's share as ~N.NNM), shares in percent, "-" where the course's notes do not give
-    the paper's number."""
+    the paper's number; each row's source as a short name, explained under the table
+    (so the table fits a book page)."""
     if rows is None:
         rows = table1()
 
@@ -277,11 +283,14 @@ def format_table1(rows: Sequence[dict] | None = None) -> str:
         if r["active"] is None or r["source"] == "Table 1 / section 3.2":
             return show(r["active"], ",")
         return f"~{r['active'] / 1e6:.3g}M"
-    return format_table([{"model": r["model"], "lambda": show(r["lambda"], "g"),
+    table = format_table([{"model": r["model"], "lambda": show(r["lambda"], "g"),
                           "active": active(r), "mask params": f"{r['total']:,}",
                           "active %": show(None if r["share"] is None else 100 * r["share"],
                                            ".3g"),
-                          "r": show(r["r"], ".3f"), "source": r["source"]} for r in rows])
+                          "r": show(r["r"], ".3f"), "source": TABLE1_SOURCES[r["source"]]}
+                         for r in rows])
+    legend = [f"  {short:<3} = {long}" for long, short in TABLE1_SOURCES.items()]
+    return "\n".join([table, "source:", *legend])
 
 
 def format_table2(rows: Sequence[dict] | None = None) -> str:

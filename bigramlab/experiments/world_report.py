@@ -64,8 +64,9 @@ def compare_worlds(tiny: Profile, real: Profile) -> list[dict]:
         ("corpus", f"{tiny.corpus.path}: {tiny.corpus.why}", f"{real.corpus.path}: {real.corpus.why}"),
         ("checkpoints", f"{len(tiny.checkpoints)}: {tiny.checkpoints[0]} .. {tiny.final_checkpoint}",
          f"{len(real.checkpoints)}: {real.checkpoints[0]} .. {real.final_checkpoint}"),
-        ("mask training", f"lr {tiny.mask_lr}, T x{tiny.temp_growth}/step, <= {tiny.max_steps} steps",
-         f"lr {real.mask_lr}, T x{real.temp_growth}/step, <= {real.max_steps} steps "
+        ("mask training", f"lr {tiny.mask_lr}, T x{tiny.temp_growth}/step, chapters <= "
+         f"{tiny.chapter_max_steps} steps",
+         f"lr {real.mask_lr}, T x{real.temp_growth}/step, chapters <= {real.chapter_max_steps} steps "
          f"({real.budget} budget)"),
         ("where it runs", "any CPU, offline, minutes", "a GPU with network (Colab)"),
     ]

@@ -79,7 +79,9 @@ def test_display_marks_unknowns_and_sources():
     line = next(l for l in text.splitlines() if l.startswith("pythia-1b "))
     assert "1,378,087" in line and "805,306,368" in line and "0.171" in line and "0.959" in line
     line = next(l for l in text.splitlines() if l.startswith("pythia-70m "))
-    assert "released lambda only" in line and " - " in line
+    assert line.split()[-1] == "rel" and " - " in line
+    assert "  rel = released lambda only" in text.splitlines()  # the legend names each source
+    assert max(len(l.rstrip()) for l in text.splitlines()) <= 76  # fits a book page
     line = next(l for l in text.splitlines() if l.startswith("pythia-160m "))
     assert "~7.24M" in line and "7,236,433" not in line  # 3 digits, as Table 3 gives them
 
