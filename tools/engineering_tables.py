@@ -4,6 +4,7 @@ a generated block between ``<!-- NAME ARGS -->`` and ``<!-- /NAME -->``:
 
     t4-table, lowmem-table   tools/t4_table.py (model configs, benchmarks/results/lowmem.json)
     spread                   benchmarks/results/spread.json (tools/measure_spread.py compare --save)
+    ci-time                  benchmarks/results/ci_time.json (tools/ci_time.py)
     release                  the released tiny world: its RELEASE.json and MANIFEST.json
     versions                 the lower bounds of pyproject.toml
     quote PATH ID            the printed output of cell ID of notebook PATH, as stored
@@ -117,7 +118,29 @@ def kernels() -> str:
     return "\n".join(rows)
 
 
-RENDER = {"kernels": kernels, "spread": spread, "t4-table": t4_table.table, "lowmem-table": t4_table.lowmem_table,
+def _test_name(test_id: str) -> str:
+    """A notebook cell as "chNN_x, cell N"; a test as its file and (cut) name: fits the page."""
+    path, _, name = test_id.partition("::")
+    if path.endswith(".ipynb"):
+        return f"{Path(path).stem} ({Path(path).parent}), {name.replace('Cell', 'cell')}"
+    name = name if len(name) <= 44 else name[:43] + "…"
+    return f"`{Path(path).name}`: `{name}`"
+
+
+def ci_time() -> str:
+    """Where the last recorded CI run's time went (``tools/ci_time.py``)."""
+    data = json.loads((ROOT / "benchmarks" / "results" / "ci_time.json").read_text())
+    rows = ["| what | busy time | share of all busy time |", "|---|---|---|"]
+    for name, s in data["groups"].items():
+        rows.append(f"| {name} | {s / 60:.1f} min | {s / data['busy_s']:.0%} |")
+    rows.append(f"| all ({len(data['workers'])} workers) | {data['busy_s'] / 60:.1f} min | "
+                f"wall: {data['span_s'] / 60:.1f} min |")
+    rows += ["", "| slowest test or notebook cell | busy time |", "|---|---|"]
+    rows += [f"| {_test_name(t)} | {s / 60:.1f} min |" for t, s in data["tests"].items()]
+    return "\n".join(rows)
+
+
+RENDER = {"ci-time": ci_time, "kernels": kernels, "spread": spread, "t4-table": t4_table.table, "lowmem-table": t4_table.lowmem_table,
           "release": release, "versions": versions, "quote": quote}
 
 

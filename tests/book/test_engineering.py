@@ -17,7 +17,7 @@ from tests.helpers import ROOT
 #: The blocks the page must hold (tests/experiments/test_plan.py,
 #: tests/package/test_reliability.py and tests/package/test_packaging.py read other parts
 #: of the same page).
-REQUIRED = {"release", "versions", "t4-table", "lowmem-table", "quote"}
+REQUIRED = {"release", "versions", "t4-table", "lowmem-table", "quote", "ci-time"}
 #: A number as a reader reads one: not glued to a word ("T4", "160M", "float64", "SHA-256").
 NUMBER = re.compile(r"(?<![\w.\-/])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])")
 
@@ -69,3 +69,18 @@ def test_the_appendix_is_in_the_book_after_the_reference_pages():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
     assert files.index("book/engineering") > files.index("book/bibliography")
+
+
+def test_ci_time_sums_a_trace_by_group_and_worker():
+    """tools/ci_time.py against sums done by hand on a four-line trace."""
+    from tools import ci_time
+
+    trace = [dict(worker="gw0", test="chapters/ch03_x.ipynb::Cell 2", phase="call", start=0, stop=100),
+             dict(worker="gw1", test="tests/book/test_a.py::test_b", phase="setup", start=1, stop=11),
+             dict(worker="gw1", test="tests/book/test_a.py::test_b", phase="call", start=11, stop=41),
+             dict(worker="gw1", test="tests/test_top.py::test_c", phase="call", start=50, stop=55)]
+    s = ci_time.summarise(trace, top=2)
+    assert s["span_s"] == 100 and s["busy_s"] == 145
+    assert s["workers"] == {"gw0": 100, "gw1": 45}
+    assert s["groups"] == {"chapters": 100, "tests/book": 40, "tests": 5}
+    assert s["tests"] == {"chapters/ch03_x.ipynb::Cell 2": 100, "tests/book/test_a.py::test_b": 40}
