@@ -10,6 +10,7 @@
 - ``circuits``: agreement cases in a profile's text, many subnetworks measured
   in one pass each, and the greedy add-back path (Chapter 9);
 - ``world_report``: Chapter 0's tables on the tiny world;
+- ``released``: the authors' released masks across a model family, layer by layer (Chapter 4);
 - ``plan``: what a chapter costs on a free T4, said before it trains (``chapter_plan``);
 - ``paper_tables``: the paper's own numbers, to set beside ours.
 
@@ -23,6 +24,7 @@ from .circuits import add_back, agreement_cases, agreement_words, measure
 from .necessity import ablation, optimal_sweep
 from .paper_tables import PLATEAU_ACTIVE, SECTION_3_2, SECTION_4_2, TABLE2
 from .plan import chapter_plan
+from .released import released_family, released_layer_shares
 from .subnetworks import (TARGETS, evaluate_subnetwork, evaluate_trigram, mask_config, mask_key,
                           reference_subnetwork, train_subnetwork)
 from .trigram import trigram_model
@@ -32,4 +34,5 @@ __all__ = ["bigram_model", "trigram_model", "ablation", "optimal_sweep", "TARGET
            "evaluate_subnetwork", "evaluate_trigram", "mask_config", "mask_key",
            "reference_subnetwork", "train_subnetwork", "compare_worlds", "evaluate_world",
            "chapter_plan", "agreement_words", "agreement_cases", "measure", "add_back",
-           "PLATEAU_ACTIVE", "SECTION_3_2", "SECTION_4_2", "TABLE2"]
+           "PLATEAU_ACTIVE", "SECTION_3_2", "SECTION_4_2", "TABLE2", "released_family",
+           "released_layer_shares"]

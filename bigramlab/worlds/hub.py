@@ -28,7 +28,7 @@ from pathlib import Path
 import huggingface_hub
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from ..methods.subnetwork import Subnetwork
 from ..plumbing.cache import cached
@@ -84,6 +84,15 @@ def hub_model(profile: Profile, checkpoint: str):
     if model.get_output_embeddings().weight.shape[0] > vocab:  # padding rows: drop them
         model.resize_token_embeddings(vocab)
     return model
+
+
+def hub_skeleton(profile: Profile):
+    """A real profile's model built from its Hub config on the meta device: every
+    parameter's name and shape, no weights read or downloaded (what the anatomy of a
+    released mask needs: Chapter 4's other models)."""
+    config = from_hub(AutoConfig, profile.model_id)
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
 
 
 # -- corpus -------------------------------------------------------------------------
