@@ -1,17 +1,22 @@
-"""The authors' released bigram subnetworks across a model family: where each one sits,
-layer by layer (Chang & Bergen 2025, Figure 7; Chapter 4).
+"""The authors' released bigram subnetworks across a model family (Chang & Bergen 2025,
+Figures 7-9): where each one sits, layer by layer (Chapter 4: only the masks and the models'
+configs are read, ``hub.hub_skeleton``, no weights), and each other model with its mask, one
+at a time, for the rotation and covariance analyses (Chapters 6 and 7).
 
-Only the masks and the models' configs are read (``hub.hub_skeleton``: no weights). A model
-whose mask is neither in the local Hugging Face cache nor downloadable (no network) is
-skipped, with the reason, so that the figure shows what this machine can reach.
+A model whose files are neither in the local Hugging Face cache nor downloadable (no
+network) is skipped, with the reason, so that a figure shows what this machine can reach.
 """
 
 from __future__ import annotations
 
 from ..plumbing.profiles import PROFILES, Profile, entry_point
 from ..worlds import hub
+from ..worlds.loading import load_model
 
-__all__ = ["released_family", "released_layer_shares"]
+__all__ = ["released_family", "released_layer_shares", "released_models"]
+
+
+UNREACHABLE = "not in the local cache, and the Hub is not reachable"
 
 
 def released_family(profile: Profile) -> list[Profile]:
@@ -33,8 +38,27 @@ def released_layer_shares(profile: Profile) -> tuple[dict[str, dict], dict[str, 
             sub = hub.load_released_subnetwork(q.model_id, lam)
             by_layer = sub.counts_by_layer(hub.hub_skeleton(q))
         except hub.HubUnavailableError:
-            skipped[q.name] = "not in the local cache, and the Hub is not reachable"
+            skipped[q.name] = UNREACHABLE
             continue
         total = max(sum(by_layer.values()), 1)
         shares[q.name] = {"lambda": lam, "layers": [by_layer[i] / total for i in sorted(by_layer)]}
     return shares, skipped
+
+
+@entry_point
+def released_models(profile: Profile, skipped: dict):
+    """Each OTHER model of ``profile``'s family with its released bigram subnetwork (the
+    released default lambda), one at a time: yields ``(profile, model, subnetwork, lambda)``,
+    the model loaded as ``load_model`` loads it (its weights downloaded once). A model that
+    cannot be had here is left out and ``skipped[name]`` says why."""
+    for q in released_family(profile):
+        if q.name == profile.name:
+            continue
+        lam = hub.RELEASED_SUBNETWORKS[q.name][1][0]
+        try:
+            sub = hub.load_released_subnetwork(q.model_id, lam)
+            model, _ = load_model(q)
+        except hub.HubUnavailableError:
+            skipped[q.name] = UNREACHABLE
+            continue
+        yield q, model, sub, lam

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from bigramlab import Subnetwork, get_profile, maskable_matrices
-from bigramlab.experiments import released_family, released_layer_shares
+from bigramlab.experiments import released_family, released_layer_shares, released_models
 from bigramlab.plumbing.profiles import TinyWorld
 from bigramlab.worlds import hub
 from bigramlab.worlds.models import make_model
@@ -42,3 +42,22 @@ def test_shares_are_each_layers_kept_entries_over_all_kept(monkeypatch):
     for s in shares.values():
         assert s["layers"] == pytest.approx(want, abs=0, rel=1e-12)
     assert [lam for _, lam in asked] == [10, 10, 100]  # each model's released default
+
+
+def test_the_other_models_come_one_at_a_time_and_the_unreachable_are_skipped(monkeypatch):
+    from bigramlab.experiments import released
+    loaded, skipped = [], {}
+
+    def fake_mask(model_id, lam):
+        if model_id.endswith("1b"):
+            raise hub.HubUnavailableError("offline")
+        return f"mask of {model_id} at {lam}"
+    monkeypatch.setattr(hub, "load_released_subnetwork", fake_mask)
+    monkeypatch.setattr(released, "load_model", lambda q: (loaded.append(q.name) or q.name, None))
+    got = []
+    for q, model, sub, lam in released_models(get_profile("pythia-160m"), skipped):
+        assert loaded[-1] == q.name == model  # loaded when its turn comes, not all up front
+        got.append((q.name, sub, lam))
+    assert got == [("pythia-70m", "mask of EleutherAI/pythia-70m at 10", 10),
+                   ("pythia-410m", "mask of EleutherAI/pythia-410m at 10", 10)]
+    assert skipped == {"pythia-1b": released.UNREACHABLE}
