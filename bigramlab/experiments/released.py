@@ -5,6 +5,7 @@ at a time, for the rotation and covariance analyses (Chapters 6 and 7).
 
 A model whose files are neither in the local Hugging Face cache nor downloadable (no
 network) is skipped, with the reason, so that a figure shows what this machine can reach.
+Defined in Chapter 4; Chapters 6 and 7 use it.
 """
 
 from __future__ import annotations

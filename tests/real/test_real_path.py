@@ -50,6 +50,19 @@ def test_real_model_path_loads_a_local_folder(local_hub):
     assert ltok("a goat")["input_ids"] == tok("a goat")["input_ids"]
 
 
+def test_hub_skeleton_has_the_models_names_and_shapes_and_no_weights(local_hub):
+    """Chapter 4's other models: the anatomy of a released mask from the config alone."""
+    from bigramlab.methods.anatomy import maskable_matrices
+    from bigramlab.worlds import hub
+    profile, model, _, _ = local_hub
+    skeleton = hub.hub_skeleton(profile)
+    got = {n: tuple(p.shape) for n, p in skeleton.named_parameters()}
+    assert got == {n: tuple(p.shape) for n, p in model.named_parameters()}
+    assert {p.device.type for p in skeleton.parameters()} == {"meta"}
+    assert [(m.name, m.layer) for m in maskable_matrices(skeleton)] == \
+        [(m.name, m.layer) for m in maskable_matrices(model)]
+
+
 def test_real_corpus_path_streams_with_datasets(local_hub):
     profile, _, tok, texts = local_hub
     ev, train = load_corpus(profile, "eval"), load_corpus(profile, "train")
