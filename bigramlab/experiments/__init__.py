@@ -24,7 +24,7 @@ from .circuits import add_back, agreement_cases, agreement_words, measure
 from .necessity import ablation, optimal_sweep
 from .paper_tables import PLATEAU_ACTIVE, SECTION_3_2, SECTION_4_2, TABLE2
 from .plan import chapter_plan
-from .released import released_family, released_layer_shares, released_models
+from .released import released_family, released_lambdas, released_layer_shares, released_models
 from .subnetworks import (TARGETS, evaluate_subnetwork, evaluate_trigram, mask_config, mask_key,
                           reference_subnetwork, train_subnetwork)
 from .trigram import trigram_model
@@ -35,4 +35,4 @@ __all__ = ["bigram_model", "trigram_model", "ablation", "optimal_sweep", "TARGET
            "reference_subnetwork", "train_subnetwork", "compare_worlds", "evaluate_world",
            "chapter_plan", "agreement_words", "agreement_cases", "measure", "add_back",
            "PLATEAU_ACTIVE", "SECTION_3_2", "SECTION_4_2", "TABLE2", "released_family",
-           "released_layer_shares", "released_models"]
+           "released_lambdas", "released_layer_shares", "released_models"]

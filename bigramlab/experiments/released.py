@@ -14,7 +14,7 @@ from ..plumbing.profiles import PROFILES, Profile, entry_point
 from ..worlds import hub
 from ..worlds.loading import load_model
 
-__all__ = ["released_family", "released_layer_shares", "released_models"]
+__all__ = ["released_family", "released_lambdas", "released_layer_shares", "released_models"]
 
 
 UNREACHABLE = "not in the local cache, and the Hub is not reachable"
@@ -25,6 +25,13 @@ def released_family(profile: Profile) -> list[Profile]:
     smallest first (Pythia 70M-1B; GPT-2 small-large)."""
     return [PROFILES[name] for name in hub.RELEASED_SUBNETWORKS
             if PROFILES[name].arch == profile.arch]
+
+
+@entry_point
+def released_lambdas(profile: Profile) -> tuple:
+    """The lambdas the authors released masks at for ``profile``'s model, default first
+    (10 and 1; 100, 10 and 1 for Pythia 1B and GPT-2 large); () when none."""
+    return hub.RELEASED_SUBNETWORKS.get(profile.name, (None, ()))[1]
 
 
 @entry_point

@@ -226,7 +226,7 @@ def _cheaper(p: Profile, checkpoint: str, target: str, config: SparsifyConfig) -
 
 @entry_point
 def evaluate_subnetwork(profile: Profile, subnetwork=None, checkpoint: str | None = None,
-                        progress: bool = True) -> dict:
+                        progress: bool = True, model=None) -> dict:
     """How bigram-like ``subnetwork`` (None: the full model) is, on the eval split.
 
     Returns a dict: ``r_max`` and ``r_drop`` (Pearson r of per-token surprisals
@@ -235,8 +235,12 @@ def evaluate_subnetwork(profile: Profile, subnetwork=None, checkpoint: str | Non
     distribution to the subnetwork, all positions), ``ce_lm`` (nats, the
     subnetwork's own language-modelling loss on the eval text), ``kept``
     (entries) and ``share`` (of the maskable entries). Shows a progress bar
-    over the eval batches (``progress=False``: none)."""
-    return _evaluate(profile, subnetwork, checkpoint, progress, "bigram")
+    over the eval batches (``progress=False``: none).
+
+    ``model``: measure this model instead of the profile's at ``checkpoint``, on the
+    profile's eval text and against its bigram model: another size of the profile's
+    family, which shares its tokenizer (the paper's Figure 1, Chapter 3)."""
+    return _evaluate(profile, subnetwork, checkpoint, progress, "bigram", model)
 
 
 @entry_point
@@ -250,14 +254,16 @@ def evaluate_trigram(profile: Profile, subnetwork=None, checkpoint: str | None =
 
 
 @torch.no_grad()
-def _evaluate(p: Profile, subnetwork, checkpoint, progress, against: str) -> dict:
+def _evaluate(p: Profile, subnetwork, checkpoint, progress, against: str, model=None) -> dict:
     fix = ("pass the result's .mask" if isinstance(subnetwork, SparsifyResult) else
            "wrap a dict of name -> bool masks as Subnetwork(masks), or pass None for the "
            "full model")
     where = "evaluate_subnetwork: " if against == "bigram" else "evaluate_trigram: "
     check_type("subnetwork", subnetwork, (Subnetwork, type(None)), fix, where=where)
-    checkpoint = checkpoint or p.final_checkpoint
-    model, bigram = model_and_bigram(p, checkpoint)
+    if model is None:
+        model, bigram = model_and_bigram(p, checkpoint or p.final_checkpoint)
+    else:
+        bigram = _bigram(p.key(), p, next(model.parameters()).device)
     ngram = bigram if against == "bigram" else _trigram(p.key(), p, bigram.device)
     if subnetwork is None:
         subnetwork = Subnetwork.full(model)

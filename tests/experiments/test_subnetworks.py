@@ -151,3 +151,19 @@ def test_evaluate_at_an_earlier_checkpoint_uses_that_model(tiny):
     assert got["r_drop"] == pytest.approx(r_drop, abs=1e-4)
     assert got["ce_lm"] == pytest.approx(ce_lm, rel=1e-4)
     assert got["ce_lm"] > evaluate_subnetwork(p)["ce_lm"] + 1  # step 64 is far from trained
+
+
+def test_evaluate_another_model_on_the_profiles_text(tiny):
+    """``model=``: another model of the family, measured on the profile's eval text against
+    its bigram model (here the step-64 model: the same as asking for that checkpoint)."""
+    p, _, bigram = tiny
+    early, _ = load_model(p, "step64", device="cpu")
+    from bigramlab import maskable_matrices
+    g = torch.Generator().manual_seed(3)
+    sub = Subnetwork({m.name: torch.rand(m.shape, generator=g) < 0.3  # any mask
+                      for m in maskable_matrices(early)})
+    got = evaluate_subnetwork(p, sub, model=early, progress=False)
+    r_max, r_drop, ce, ce_lm = naive_eval(early, bigram, load_corpus(p, "eval"), dict(sub))
+    assert got["r_drop"] == pytest.approx(r_drop, abs=1e-4)
+    assert got["ce_lm"] == pytest.approx(ce_lm, rel=1e-4)
+    assert got["ce_bigram"] == pytest.approx(ce, rel=1e-4)
