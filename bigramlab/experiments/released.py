@@ -41,7 +41,7 @@ def released_layer_shares(profile: Profile) -> tuple[dict[str, dict], dict[str, 
     ``skipped``: model name -> why it could not be read here."""
     shares, skipped = {}, {}
     for q in released_family(profile):
-        lam = hub.RELEASED_SUBNETWORKS[q.name][1][0]
+        lam = released_lambdas.unchecked(q)[0]
         try:
             sub = hub.load_released_subnetwork(q.model_id, lam)
             by_layer = sub.counts_by_layer(hub.hub_skeleton(q))
@@ -54,19 +54,22 @@ def released_layer_shares(profile: Profile) -> tuple[dict[str, dict], dict[str, 
 
 
 @entry_point
-def released_models(profile: Profile, skipped: dict):
-    """Each OTHER model of ``profile``'s family with its released bigram subnetwork (the
-    released default lambda), one at a time: yields ``(profile, model, subnetwork, lambda)``,
-    the model loaded as ``load_model`` loads it (its weights downloaded once). A model that
-    cannot be had here is left out and ``skipped[name]`` says why."""
+def released_models(profile: Profile, skipped: dict, every_lambda: bool = False):
+    """Each OTHER model of ``profile``'s family with its released bigram subnetwork, one
+    model at a time: yields ``(profile, model, subnetwork, lambda)`` at the released default
+    lambda (``every_lambda``: then at each other released lambda too, the same model object
+    again), the model loaded as ``load_model`` loads it (weights downloaded once). A model
+    that cannot be had here is left out and ``skipped[name]`` says why."""
     for q in released_family(profile):
         if q.name == profile.name:
             continue
-        lam = hub.RELEASED_SUBNETWORKS[q.name][1][0]
+        default, *others = released_lambdas.unchecked(q)
         try:
-            sub = hub.load_released_subnetwork(q.model_id, lam)
+            sub = hub.load_released_subnetwork(q.model_id, default)
             model, _ = load_model(q)
         except hub.HubUnavailableError:
             skipped[q.name] = UNREACHABLE
             continue
-        yield q, model, sub, lam
+        yield q, model, sub, default
+        for lam in others if every_lambda else ():  # read one at a time: up to 0.8 GB each
+            yield q, model, hub.load_released_subnetwork(q.model_id, lam), lam

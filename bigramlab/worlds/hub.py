@@ -89,7 +89,9 @@ def hub_model(profile: Profile, checkpoint: str):
 def hub_skeleton(profile: Profile):
     """A real profile's model built from its Hub config on the meta device: every
     parameter's name and shape, no weights read or downloaded (what the anatomy of a
-    released mask needs: Chapter 4's other models)."""
+    released mask needs: Chapter 4's other models). Unlike ``models.make_meta_model``
+    (the profile's recorded Shape) it reads the repo's own config, so the shapes are the
+    ones the released masks were made for, wherever the repo is served from."""
     config = from_hub(AutoConfig, profile.model_id)
     with torch.device("meta"):
         return AutoModelForCausalLM.from_config(config)

@@ -61,3 +61,17 @@ def test_the_other_models_come_one_at_a_time_and_the_unreachable_are_skipped(mon
     assert got == [("pythia-70m", "mask of EleutherAI/pythia-70m at 10", 10),
                    ("pythia-410m", "mask of EleutherAI/pythia-410m at 10", 10)]
     assert skipped == {"pythia-1b": released.UNREACHABLE}
+
+
+def test_every_lambda_reuses_the_model_and_reads_each_mask_once(monkeypatch):
+    from bigramlab.experiments import released
+    reads, loads = [], []
+    monkeypatch.setattr(hub, "load_released_subnetwork",
+                        lambda model_id, lam: reads.append((model_id, lam)) or lam)
+    monkeypatch.setattr(released, "load_model", lambda q: (loads.append(q.name) or object(), None))
+    got = [(q.name, sub, lam) for q, _, sub, lam in
+           released_models(get_profile("pythia-410m"), {}, every_lambda=True)]
+    assert got == [("pythia-70m", 10, 10), ("pythia-70m", 1, 1), ("pythia-160m", 10, 10),
+                   ("pythia-160m", 1, 1), ("pythia-1b", 100, 100), ("pythia-1b", 10, 10),
+                   ("pythia-1b", 1, 1)]
+    assert len(reads) == len(set(reads)) == 7 and loads == ["pythia-70m", "pythia-160m", "pythia-1b"]
