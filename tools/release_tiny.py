@@ -34,7 +34,8 @@ def main(argv=None) -> int:
     p = get_profile(args.profile)
     folders = build.build_world(p, released=False)
     report = json.loads((folders["lm"] / "report.json").read_text())
-    out = release.write_release(p, build.tokenizer_key(p), folders["tokenizer"], folders["lm"],
+    # the tokenizer the tokens were made with: a matching release's where there is one
+    out = release.write_release(p, build.tokenizer_key(p), build.tokenizer_folder(p), folders["lm"],
                                 {"built_on": numerics("cpu") | {"machine": platform.machine()},
                                  "train_seconds": report["train_seconds"]})
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())

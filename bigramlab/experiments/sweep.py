@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..plumbing.cache import entry_path, key_of
+from ..plumbing.cache import cache_dir, entry_path, key_of
 from ..plumbing.devices import default_device
 from ..plumbing.files import atomic_write
 from ..plumbing.inputs import check_real, check_type
@@ -44,7 +44,7 @@ from .subnetworks import (TARGETS, evaluate_subnetwork, mask_config, mask_key,
                           train_subnetwork)
 
 __all__ = ["GridPoint", "make_grid", "point_status", "run_point", "run_sweep", "collect",
-           "write_table", "COLUMNS"]
+           "sweep_folder", "write_table", "COLUMNS"]
 
 #: The columns of a sweep's table, in order.
 COLUMNS = ("profile", "checkpoint", "target", "lambda", "steps", "early_stop", "kept",
@@ -211,6 +211,13 @@ def collect(points: Sequence[GridPoint], folder) -> list[dict]:
                          f"{missing[0].label()}); run them first: run_sweep(points, folder) "
                          "or `bigramlab sweep` with the same grid")
     return [json.loads(_record(folder, pt).read_text()) for pt in points]
+
+
+def sweep_folder(name: str) -> Path:
+    """Where a chapter keeps the rows of its sweep ``name``: ``sweeps/<name>`` in the
+    cache, beside the masks the rows were measured on (Chapters 3 and 5)."""
+    check_type("name", name, str, "name the sweep, e.g. 'figure1'", where="sweep_folder: ")
+    return cache_dir() / "sweeps" / name
 
 
 def write_table(rows: Iterable[dict], path) -> Path:

@@ -10,7 +10,10 @@ import pytest
 import torch
 
 from bigramlab import get_profile, load_corpus, load_model, load_tokenizer
+from bigramlab.methods.anatomy import count_maskable
 from bigramlab.plumbing.cache import verify
+from bigramlab.plumbing.profiles import TINY_FAMILY
+from bigramlab.worlds.models import make_model
 from bigramlab.worlds.tiny import build, release
 
 
@@ -28,6 +31,37 @@ def test_the_release_is_small_and_matches_its_hashes(tiny):
     want = {f"lm/checkpoints/{c}/{n}" for c in tiny.checkpoints for n in release.CHECKPOINT_FILES}
     assert want <= set(files) and "lm/train_log.json" in files and "tokenizer/tokenizer.json" in files
     assert not [f for f in files if f.endswith(".pt")]  # no pickles (trainer states) released
+
+
+def test_the_whole_release_is_small_and_every_family_size_matches_its_hashes():
+    # the tiny family (Chapter 3's Figure 1 across sizes) is released beside the tiny LM
+    total = 0
+    for name in TINY_FAMILY:
+        folder = release.folder(get_profile(name))
+        assert verify(folder) is None, name
+        total += sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    assert total < 30 * 2**20, f"the releases are {total / 2**20:.1f} MiB together"
+
+
+def test_the_family_spans_4x_in_maskable_entries_and_shares_the_tokenizer():
+    with torch.device("meta"):  # shapes only: no weights read
+        sizes = {n: count_maskable(make_model(p.arch, p.world, p.world.vocab_size, p.seq_len))
+                 for n, p in ((n, get_profile(n)) for n in TINY_FAMILY)}
+    assert sizes == {"tiny-d32": 49_152, "tiny-d48": 110_592, "tiny": 196_608}  # 12 d^2 x 4 layers
+    assert list(sizes.values()) == sorted(sizes.values())  # smallest first
+    assert sizes["tiny"] / sizes[TINY_FAMILY[0]] >= 4, sizes
+    keys = {build.tokenizer_key(get_profile(n)) for n in TINY_FAMILY}
+    assert len(keys) == 1
+    # a family size without a tokenizer of its own reads the tiny LM's released one
+    small = get_profile(TINY_FAMILY[0])
+    tokenizer = build.tokenizer_folder(small)
+    assert tokenizer in (release.folder(small) / "tokenizer",
+                         release.folder(get_profile("tiny")) / "tokenizer")
+    assert release.released_tokenizer(build.tokenizer_key(small)) is not None
+    assert release.released_tokenizer("no-such-key") is None
+    model, _ = load_model(small, device="cpu")
+    assert str(release.folder(small)) in model.name_or_path
+    assert model.config.hidden_size == small.world.d_model
 
 
 def test_the_loaders_read_the_release_and_compute_in_float64(tiny):

@@ -119,9 +119,12 @@ def build_tokenizer(profile: Profile) -> Path:
 
 
 def tokenizer_folder(profile: Profile) -> Path:
-    """The profile's tokenizer folder: the released one when it matches, else built."""
+    """The profile's tokenizer folder: the released one when it matches (the profile's
+    own release, else one with the same tokenizer settings: the tiny family's), else built."""
     p = _tiny(profile)
-    return release.released(p, tokenizer_key(p), "tokenizer") or build_tokenizer(p)
+    key = tokenizer_key(p)
+    return (release.released(p, key, "tokenizer") or release.released_tokenizer(key)
+            or build_tokenizer(p))
 
 
 def lm_folder(profile: Profile, progress: bool = True) -> Path:

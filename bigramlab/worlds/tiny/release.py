@@ -73,6 +73,20 @@ def released(p: Profile, tokenizer_key: str, stage: str) -> Path | None:
     return path / stage
 
 
+def released_tokenizer(tokenizer_key: str) -> Path | None:
+    """A released tokenizer folder made with ``tokenizer_key``'s settings, whichever
+    profile released it (the tiny family shares one corpus and tokenizer); None if none."""
+    for info_file in sorted(ROOT.glob("*/RELEASE.json")):
+        try:
+            info = json.loads(info_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if info.get("tokenizer_key") == tokenizer_key:
+            _verified(info_file.parent)
+            return info_file.parent / "tokenizer"
+    return None
+
+
 def write_release(p: Profile, tokenizer_key: str, tokenizer: Path, lm: Path,
                   meta: dict) -> Path:
     """Copy a built tokenizer folder and LM folder into ``released/<profile>/``, with a
@@ -86,7 +100,8 @@ def write_release(p: Profile, tokenizer_key: str, tokenizer: Path, lm: Path,
             shutil.copy2(lm / "checkpoints" / ckpt / name, out / "lm" / "checkpoints" / ckpt)
     shutil.copy2(lm / "train_log.json", out / "lm" / "train_log.json")
     (out / "RELEASE.json").write_text(json.dumps(
-        {"key": release_key(p, tokenizer_key), "profile": p.name} | meta, indent=1) + "\n")
+        {"key": release_key(p, tokenizer_key), "tokenizer_key": tokenizer_key,
+         "profile": p.name} | meta, indent=1) + "\n")
     write_manifest(out)
     _verified.cache_clear()
     return out
