@@ -5,8 +5,9 @@
 
 Each trace line is one test phase (worker, test id, phase, start, stop). Written: the run's
 span (first start to last stop, seconds), each worker's busy time, the busy time of each
-group (the notebooks of chapters/, solutions/, exercises/; each tests/<group>/), and the
-slowest test files and notebook cells. The book's appendix ("Performance") renders it
+group (the notebooks of chapters/, solutions/, exercises/; each tests/<group>/), the
+slowest test files and notebook cells, and every notebook cell's time (for the README's
+costs of single cells, found by what they run: ``tools/engineering_tables.py``). The book's appendix ("Performance") renders it
 (``tools/engineering_tables.py``).
 """
 
@@ -41,9 +42,11 @@ def summarise(rows: list[dict], top: int = 8) -> dict:
     def rounded(counter, n=None):
         return {k: round(v) for k, v in counter.most_common(n)}
 
+    cells = {t: s for t, s in busy_test.items() if t.split("::")[0].endswith(".ipynb")}
     return {"span_s": round(stop - start), "busy_s": round(sum(busy_worker.values())),
             "workers": rounded(busy_worker), "groups": rounded(busy_group),
-            "files": rounded(busy_file, top), "tests": rounded(busy_test, top)}
+            "files": rounded(busy_file, top), "tests": rounded(busy_test, top),
+            "cells": {t: round(s, 1) for t, s in sorted(cells.items())}}
 
 
 def main(argv: list[str]) -> int:

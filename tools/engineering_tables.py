@@ -5,6 +5,7 @@ a generated block between ``<!-- NAME ARGS -->`` and ``<!-- /NAME -->``:
     t4-table, lowmem-table   tools/t4_table.py (model configs, benchmarks/results/lowmem.json)
     spread                   benchmarks/results/spread.json (tools/measure_spread.py compare --save)
     ci-time                  benchmarks/results/ci_time.json (tools/ci_time.py)
+    ci-cost                  the same, for the README: the run, the chapters, named cells
     release                  the released tiny world: its RELEASE.json and MANIFEST.json
     versions                 the lower bounds of pyproject.toml
     quote PATH ID            the printed output of cell ID of notebook PATH, as stored
@@ -14,6 +15,7 @@ a generated block between ``<!-- NAME ARGS -->`` and ``<!-- /NAME -->``:
 number in the page's prose, outside the blocks).
 
     python tools/engineering_tables.py           # rewrite the blocks of book/engineering.md
+                                                 # and README.md
     python tools/engineering_tables.py --check   # exit 1 naming each block that differs
 """
 
@@ -31,6 +33,8 @@ sys.path.insert(0, str(ROOT))
 from tools import t4_table  # noqa: E402
 
 PAGE = ROOT / "book" / "engineering.md"
+#: The pages with generated blocks: the appendix, and the README's costs (``ci-cost``).
+PAGES = (PAGE, ROOT / "README.md")
 RELEASED = ROOT / "bigramlab" / "worlds" / "tiny" / "released" / "tiny"
 #: A generated block: its name, its arguments, and its body (never another block's marker).
 BLOCK = re.compile(r"<!-- ([\w-]+)((?: [^\s>]+)*) -->\n((?:(?!<!--).)*?)<!-- /\1 -->", re.S)
@@ -49,7 +53,20 @@ def release() -> str:
         f"| files | {len(files)} ({mib:.1f} MiB), each with its size and SHA-256 in `MANIFEST.json` |",
         f"| built on | {b['device']}, torch {b['torch']}, {b['kernels']} kernels, "
         f"{b['threads']} threads, {b['machine']} |",
-        f"| pretraining took | {info['train_seconds']} s |"])
+        f"| pretraining took | {info['train_seconds']} s |"] + [
+        f"| also released: {d.name} | width {_width(d)}, its final checkpoint only, "
+        f"{_mib(d):.1f} MiB, pretrained in {json.loads((d / 'RELEASE.json').read_text())['train_seconds']} s |"
+        for d in sorted(RELEASED.parent.iterdir()) if d.is_dir() and d != RELEASED])
+
+
+def _width(folder: Path) -> int:
+    (config,) = folder.glob("lm/checkpoints/*/config.json")
+    return json.loads(config.read_text())["hidden_size"]
+
+
+def _mib(folder: Path) -> float:
+    files = json.loads((folder / "MANIFEST.json").read_text())["files"]
+    return sum(f["bytes"] for f in files.values()) / 2**20
 
 
 def versions() -> str:
@@ -140,7 +157,40 @@ def ci_time() -> str:
     return "\n".join(rows)
 
 
-RENDER = {"ci-time": ci_time, "kernels": kernels, "spread": spread, "t4-table": t4_table.table, "lowmem-table": t4_table.lowmem_table,
+#: The costs the README states: (what, notebook, a string only that code cell holds).
+COSTS = (
+    ("Chapter 3: the tiny family's masks (Figure 1 across sizes)",
+     "chapters/ch03_sparsification.ipynb", 'sweep_folder("figure1")'),
+    ("Chapter 5: the per-checkpoint sweep (Figure 2 left)",
+     "chapters/ch05_pretraining.ipynb", 'sweep_folder("figure2")'),
+)
+
+
+def cell_id(notebook: str, needle: str) -> str:
+    """The nbval id ("PATH::Cell N", N counting code cells) of the one code cell of
+    ``notebook`` whose source holds ``needle``."""
+    cells = [c for c in json.loads((ROOT / notebook).read_text())["cells"]
+             if c["cell_type"] == "code"]
+    hits = [i for i, c in enumerate(cells) if needle in "".join(c["source"])]
+    if len(hits) != 1:
+        raise ValueError(f"{notebook}: {len(hits)} code cells hold {needle!r}, want one")
+    return f"{notebook}::Cell {hits[0]}"
+
+
+def ci_cost() -> str:
+    """What a CI run costs on two cores (README): the run, the chapters, and the cells
+    named in :data:`COSTS`, from the last recorded run (``tools/ci_time.py``)."""
+    data = json.loads((ROOT / "benchmarks" / "results" / "ci_time.json").read_text())
+    rows = ["| in the last recorded CI run (two cores) | minutes |", "|---|---|",
+            f"| the test suite, wall clock ({len(data['workers'])} workers) | "
+            f"{data['span_s'] / 60:.1f} |",
+            f"| the chapters' notebooks, busy time | {data['groups']['chapters'] / 60:.1f} |"]
+    for what, notebook, needle in COSTS:
+        rows.append(f"| {what}, cold | {data['cells'][cell_id(notebook, needle)] / 60:.1f} |")
+    return "\n".join(rows)
+
+
+RENDER = {"ci-cost": ci_cost, "ci-time": ci_time, "kernels": kernels, "spread": spread, "t4-table": t4_table.table, "lowmem-table": t4_table.lowmem_table,
           "release": release, "versions": versions, "quote": quote}
 
 
@@ -167,13 +217,16 @@ def differences(text: str) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    text = PAGE.read_text()
-    if "--check" in argv:
-        bad = differences(text)
-        print("\n".join(bad) or f"{PAGE.relative_to(ROOT)}: every block matches its source")
-        return 1 if bad else 0
-    PAGE.write_text(render(text))
-    return 0
+    status = 0
+    for page in PAGES:
+        text = page.read_text()
+        if "--check" in argv:
+            bad = differences(text)
+            print("\n".join(bad) or f"{page.relative_to(ROOT)}: every block matches its source")
+            status |= bool(bad)
+        else:
+            page.write_text(render(text))
+    return status
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def table() -> str:
             "budgets train at the paper's batch of 32 x 128 tokens, so a step costs the same. "
             "\"one mask\", the memory and \"fits\" are a bigram mask's. A chapter's cell adds up "
             "the masks it trains with that profile (\"n x\": how many): Ch. 3 the bigram mask "
-            "and its lambda sweep, Ch. 5 one per earlier checkpoint, Ch. 8 three optimal masks "
+            "and its lambda sweep, Ch. 5 one per earlier checkpoint, one on appendix A.4's spliced model and its per-checkpoint lambda sweep, Ch. 8 three optimal masks "
             f"on {CH08_MODEL} whatever the profile, Ch. 9 a trigram mask and an optimal one "
             f"(reused from Ch. 8 on {CH08_MODEL}). An optimal mask (full-model target) runs "
             "the unmasked model forward each step for its target, about a third more per step, "

@@ -11,6 +11,8 @@
   in one pass each, and the greedy add-back path (Chapter 9);
 - ``world_report``: Chapter 0's tables on the tiny world;
 - ``released``: the authors' released masks across a model family, layer by layer (Chapter 4);
+- ``sweep``: a grid of masks (profiles x checkpoints x lambdas), trained once, in this
+  process or on a cluster, and its table (Chapters 3 and 5; ``bigramlab sweep``);
 - ``plan``: what a chapter costs on a free T4, said before it trains (``chapter_plan``);
 - ``paper_tables``: the paper's own numbers, to set beside ours.
 

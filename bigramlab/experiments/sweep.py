@@ -21,9 +21,9 @@ Jobs run in this process one after another (``executor=None``), or through
 any ``submitit`` executor: ``submitit.AutoExecutor(folder)`` submits a SLURM
 job array on a cluster (one array task per point, results on the shared
 filesystem) and runs local subprocesses elsewhere. ``bigramlab sweep`` is the
-command-line form (``book/setup.md``, "Sweeps on a cluster"). Defined in
-Chapter 5 (the per-checkpoint sweeps); Chapter 3's lambda sweep is a grid of
-one profile and checkpoint.
+command-line form (``book/setup.md``, "Sweeps on a cluster"). Defined in Chapter 3, which runs
+a grid across the tiny family's sizes (Figure 1), Chapter 5 one across
+checkpoints (Figure 2 left), each keeping its rows in :func:`sweep_folder`.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import yaml
 
 from tools import engineering_tables as eng
@@ -40,6 +41,17 @@ def test_every_block_equals_what_its_source_renders():
     assert not eng.differences(page()), "run python tools/engineering_tables.py"
     names = {m.group(1) for m in eng.BLOCK.finditer(page())}
     assert REQUIRED <= names, f"blocks missing from the page: {REQUIRED - names}"
+
+
+def test_the_readmes_costs_are_the_recorded_runs():
+    readme = (ROOT / "README.md").read_text(encoding="utf8")
+    assert "ci-cost" in {m.group(1) for m in eng.BLOCK.finditer(readme)}
+    assert not eng.differences(readme), "run python tools/engineering_tables.py"
+    # each named cost is the one code cell that runs it (a renamed sweep fails here)
+    for _, notebook, needle in eng.COSTS:
+        assert eng.cell_id(notebook, needle).startswith(notebook + "::Cell ")
+    with pytest.raises(ValueError, match="0 code cells"):
+        eng.cell_id(eng.COSTS[0][1], "no such code")
 
 
 def test_a_quoted_number_that_moves_is_caught():

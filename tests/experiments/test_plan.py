@@ -166,13 +166,17 @@ def naive_per_token(n_layer, d, mlp, vocab, seq, recompute, full):
 def naive_chapter_masks(name, budget, chapter):
     """Read off the chapters: Ch. 3 trains its mask and the lambda sweep (4 masks under
     the session budget, whose sweep takes the released lambda 1 and 10; 5 under the
-    paper's); Ch. 5 one per earlier checkpoint (4; GPT-2 has none); Ch. 8 three optimal
+    paper's); Ch. 5 one per earlier checkpoint (4; GPT-2 has none), one on the spliced
+    model of appendix A.4, and its sweep at lambdas 1, 10 and 100 on its last three
+    checkpoints, less what is already cached (lambda 10 everywhere, the final lambda 100,
+    and the final lambda 1 under the paper's budget, whose Ch. 3 trains it); Ch. 8 three optimal
     masks on Pythia 160M whatever the profile; Ch. 9 a trigram mask and an optimal mask
     on the profile's own model, the optimal one reused from Ch. 8 on Pythia 160M."""
     if chapter == 3:
         return [(name, "bigram", 4 if budget == "session" else 5)]
     if chapter == 5:
-        return [] if name == "gpt2" else [(name, "bigram", 4)]
+        sweep = 2 * 2 + (1 if budget == "session" else 0)
+        return [] if name == "gpt2" else [(name, "bigram", 4 + 1 + sweep)]
     if chapter == 8:
         return [("pythia-160m", "full", 3)]
     if chapter == 9:

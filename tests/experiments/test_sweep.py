@@ -18,6 +18,7 @@ import torch
 from bigramlab.cli import main
 from bigramlab.experiments.bigram import bigram_model
 from bigramlab.experiments.sweep import (COLUMNS, collect, make_grid, point_status, run_sweep,
+                                         sweep_folder,
                                          write_table)
 from bigramlab.experiments.subnetworks import mask_config, mask_key
 from bigramlab.methods.sparsify import RESULT_FILE, STATE_FILE
@@ -193,3 +194,22 @@ def test_cli_lists_the_grid_and_refuses_bad_ones(tmp_path, capsys):
                        (["--profiles", "tiny", "--set", "seed"], "name=value")):
         assert main(["sweep", *bad, "--folder", str(tmp_path), "--status"]) == 2
         assert match in capsys.readouterr().err
+
+
+def test_a_chapter_grid_reuses_the_chapters_masks_and_keeps_rows_in_the_cache(monkeypatch,
+                                                                              tmp_path):
+    # Chapters 3 and 5 sweep with make_grid(..., max_steps=chapter_max_steps): each point
+    # must be the mask train_subnetwork(profile, lam, checkpoint, max_steps=...) trains,
+    # or the chapters would train every shared mask twice
+    p = get_profile("tiny")
+    for ckpt in ("step256", p.final_checkpoint):
+        (pt,) = make_grid([p], checkpoints=[ckpt], lambdas=[3.0], max_steps=p.chapter_max_steps)
+        chapter = mask_config(p, 3.0, max_steps=p.chapter_max_steps)
+        grid = mask_config(p, pt.lam, **dict(pt.changes))
+        assert mask_key(p, ckpt, "bigram", grid, torch.device("cpu")) == \
+            mask_key(p, ckpt, "bigram", chapter, torch.device("cpu"))
+    assert make_grid([p], lambdas=[3.0])[0].id != pt.id  # the profile's own max_steps differs
+    monkeypatch.setenv("BIGRAMLAB_CACHE", str(tmp_path))
+    assert sweep_folder("figure1") == tmp_path / "sweeps" / "figure1"
+    with pytest.raises(TypeError, match="name the sweep"):
+        sweep_folder(1)
