@@ -72,6 +72,9 @@ class PageVisit:
         self.page.on("console", self._console)
         self.page.on("requestfailed", lambda req: self.problems.append(
             f"request failed: {req.url} ({req.failure})"))
+        # generous timeouts: in CI the other worker trains masks on the same two cores, and a
+        # page with embedded widgets has been seen to need more than playwright's default 30 s
+        self.page.set_default_timeout(120_000)
         self.page.goto(url, wait_until="load")
         if not settle:
             return
