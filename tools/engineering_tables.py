@@ -111,12 +111,12 @@ def spread() -> str:
     """Every stored output re-executed from an empty cache under other CPU settings
     (``tools/measure_spread.py compare ... --save``)."""
     data = json.loads((ROOT / "benchmarks" / "results" / "spread.json").read_text())
-    rows = ["| run | settings | notebooks | cells compared | cells that moved | cells that fail |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| run | settings | stored outputs of | notebooks | cells compared | moved | fail |",
+            "|---|---|---|---|---|---|---|"]
     for name, r in sorted(data.items()):
         env = ", ".join(f"`{k}={v}`" for k, v in sorted(r["env"].items())) or "native kernels"
-        rows.append(f"| {name} | {env} | {r['notebooks']} | {r['cells']} | {r['moved']} | "
-                    f"{r['fail']} |")
+        rows.append(f"| {name} | {env} | {r.get('stored_outputs_of', 'not recorded')} | "
+                    f"{r['notebooks']} | {r['cells']} | {r['moved']} | {r['fail']} |")
     return "\n".join(rows)
 
 

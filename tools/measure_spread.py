@@ -98,6 +98,16 @@ def needed(pairs: list[tuple[str, str]]) -> str:
 RESULTS = ROOT / "benchmarks" / "results" / "spread.json"
 
 
+def stored_commit() -> str:
+    """The short hash of the commit whose stored outputs a comparison read ("+changes"
+    when chapters/ or solutions/ differ from it)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                          capture_output=True, check=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "chapters", "solutions"], cwd=ROOT,
+                           text=True, capture_output=True, check=True).stdout.strip()
+    return head + ("+changes" if dirty else "")
+
+
 def compare(dirs: list[Path], detail: bool = False, save: bool = False) -> int:
     print("| notebook | cell | marker | " + " | ".join(
         f"{d.name}: max abs, max rel, worst" for d in dirs) + " |")
@@ -142,7 +152,8 @@ def compare(dirs: list[Path], detail: bool = False, save: bool = False) -> int:
         for d in dirs:
             env = d / "env.json"
             data[d.name] = tally[d.name] | {
-                "env": json.loads(env.read_text()) if env.exists() else {}}
+                "env": json.loads(env.read_text()) if env.exists() else {},
+                "stored_outputs_of": stored_commit()}
         RESULTS.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
         print(f"wrote {RESULTS}")
     return 1 if failures else 0
