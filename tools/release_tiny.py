@@ -1,6 +1,6 @@
 """Release the tiny world's tokenizer and LM: build them here and copy them into the package.
 
-    python tools/release_tiny.py [--profile tiny]
+    python tools/release_tiny.py [--profile tiny]      # or tiny-d32, tiny-d48 (the family)
 
 Pretrains the tiny LM from scratch on this machine (``bigramlab build``'s
 ``build_world(..., released=False)``, about 2-3 minutes on 2 cores), then
@@ -9,7 +9,9 @@ checkpoint's ``config.json``, ``generation_config.json`` and ``model.safetensors
 the training log, ``RELEASE.json`` (the settings' key and the machine it was built
 on) and a ``MANIFEST.json`` of hashes. Every stored notebook output is computed on
 these weights: after a new release, re-execute the notebooks
-(``make notebooks UPDATE=1``).
+(``make notebooks UPDATE=1``). The tiny family's other sizes (``TINY_FAMILY``) are released
+at their final checkpoint only, with a copy of the tiny LM's released tokenizer, which
+their tokens are made with (``release.released_tokenizer``).
 """
 
 from __future__ import annotations
