@@ -180,8 +180,9 @@ def require_fits(profile: Profile, device: torch.device) -> None:
 #: per-checkpoint sweep (lambdas 1 and 100 at the two later checkpoints, and at the
 #: final one lambda 1, which the session budget's Chapter 3 took from the authors);
 #: Chapter 8 three optimal subnetworks (full-model target, lambdas 10, 50, 100) on
-#: Pythia 160M whatever the profile; Chapter 9 the trigram subnetwork and the optimal one at the paper's lambda for the model (on Pythia
-#: 160M that is Chapter 8's lambda-10 mask, reused). Chapters 0-2, 6 and 7 train none.
+#: Pythia 160M whatever the profile; Chapter 9 the trigram subnetwork and the optimal one
+#: at the paper's lambda for the model (on Pythia 160M that is Chapter 8's lambda-10 mask,
+#: reused). Chapters 0-2, 6 and 7 train none.
 CHAPTER_MASKS = {
     "session": {3: (("bigram", 4),), 5: (("bigram", 10),), 8: (("full", 3),),
                 9: (("trigram", 1), ("full", 1))},
