@@ -41,6 +41,11 @@ FATAL = ("timeout", "kernel died", "deleted files", "tampered", "unreadable",
 #: Of those, the ones that score every exercise 0: the notebook attacked the grader's files.
 VOID = ("deleted files", "tampered")
 MAX_RESTARTS = 4
+#: Tries at starting a kernel that dies before it answers. jupyter_client picks free ports,
+#: writes them down and then starts the kernel, which binds them: another process (a second
+#: grading job, another notebook run) can take one in between, and the new kernel dies
+#: before any of the student's code has run. Starting it again on fresh ports is safe.
+START_TRIES = 3
 
 
 @dataclass
@@ -184,10 +189,20 @@ class Run:
 
     async def _start(self) -> None:
         c = self.client
-        c.km, c.kc = c.create_kernel_manager(), None
-        await c.async_start_new_kernel(cwd=str(self.work), env=kernel_env(), stdout=self.log,
-                                       stderr=self.log)
-        await c.async_start_new_kernel_client()
+        for attempt in range(1, START_TRIES + 1):
+            c.km, c.kc = c.create_kernel_manager(), None
+            await c.async_start_new_kernel(cwd=str(self.work), env=kernel_env(),
+                                           stdout=self.log, stderr=self.log)
+            try:
+                await c.async_start_new_kernel_client()
+                break
+            except RuntimeError as e:  # nbclient has cleaned up the dead kernel
+                # jupyter_client's wording is the only sign of a kernel that died at start
+                if "died before replying" not in str(e) or attempt == START_TRIES:
+                    raise
+                self.log.write(f"bigramlab grade: the kernel died at start ({e}); "
+                               f"starting it again ({attempt + 1}/{START_TRIES})\n".encode())
+                self.log.flush()
         await self._synthetic(prelude(self.limits.memory_bytes), 60.0)
 
     async def _restart(self, upto: int) -> bool:
