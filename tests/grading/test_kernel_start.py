@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import pytest
 
-from bigramlab.grade import Limits, grade
-from bigramlab.grade import runner
+from bigramlab.grade import Limits, grade, runner
 from bigramlab.grade.kernel import GuardedClient, kill_kernel
 from tests.helpers import grading as fx
 
+
 def _kill_at_start(monkeypatch, times: int) -> list[int]:
-    """Kill the first ``times`` kernels before they answer; returns the count of starts."""
+    """Kill the first ``times`` kernels before they answer; the list gets one item per
+    kernel started."""
     original = GuardedClient.async_start_new_kernel_client
     starts = []
 

@@ -105,9 +105,9 @@ def test_a_damaged_release_is_refused_naming_the_fix(tiny, tmp_path, monkeypatch
 def test_a_rebuild_here_is_close_to_the_release(tmp_path, monkeypatch):
     """`bigramlab build` pretrains from scratch, here for the family's smallest size (the
     same corpus, tokenizer training and recipe as `tiny`'s, at about half its cost in CI:
-    133 s against 248 s). On the machine that made the release the weights are identical; on another
-    CPU kernel set or thread count of this machine kind they differ in the last digits,
-    which 1,500 steps grow (measured for this size: a one-thread rebuild against the
+    133 s against 248 s). On the machine that made the release the weights are identical;
+    on another CPU kernel set or thread count of this machine kind they differ in the last
+    digits, which 1,500 steps grow (measured for this size: a one-thread rebuild against the
     two-thread release, weights 2.8e-2 apart at most, relative, eval CE 3e-9 nats apart;
     for `tiny` the book's appendix, "Reproducibility": eval CE within 0.001 nats).
     Bound: 0.01 nats (a recipe slip is caught: lr 2e-3 instead of 3e-3 ends 0.09 nats off)."""
